@@ -1,1 +1,16 @@
-//! Alphadome core.
+//! Alphadome core: every decision of the multi-tenant WhatsApp assistant platform.
+//!
+//! This crate knows nothing of Lambda: the functions in `functions/` and the `alphadome`
+//! CLI translate their inputs into calls here.
+
+pub mod aws;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod job;
+pub mod keys;
+pub mod knowledge_file;
+pub mod legacy;
+pub mod store;
+pub mod telemetry;
+pub mod webhook;

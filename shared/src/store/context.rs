@@ -1,0 +1,93 @@
+//! A tenant's whole context (tenant, default template, active knowledge, settings), loaded
+//! in one round trip through `alphadome.tenant_context`, which acts for that tenant.
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+use super::{Store, StoreError};
+use crate::domain::{BrandId, EntryId, TenantId};
+
+/// The tenant row as the pipeline needs it. Secrets stay sealed here.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    pub client_name: String,
+    pub brand_id: BrandId,
+    pub whatsapp_phone_number_id: String,
+    pub whatsapp_access_token: Option<String>,
+    pub ai_api_key: Option<String>,
+    pub key_version: i32,
+    pub is_active: bool,
+    pub needs_token_refresh: bool,
+}
+
+/// The default template.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TemplateRecord {
+    pub template_name: String,
+    pub system_prompt: String,
+    pub tone: Option<String>,
+    pub model: Option<String>,
+}
+
+/// One active knowledge entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EntryRecord {
+    pub id: EntryId,
+    pub data_type: String,
+    pub question: String,
+    pub answer: String,
+    pub category: Option<String>,
+    pub priority: i32,
+}
+
+/// The tenant's switches.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SettingsRecord {
+    pub is_bot_enabled: bool,
+    pub max_messages_per_hour: i32,
+    pub enable_ai_responses: bool,
+    pub escalation_phone: Option<String>,
+    pub escalation_quiet_minutes: i32,
+    pub welcome_message: Option<String>,
+    pub mark_messages_read: bool,
+}
+
+impl Default for SettingsRecord {
+    fn default() -> Self {
+        Self {
+            is_bot_enabled: true,
+            max_messages_per_hour: 200,
+            enable_ai_responses: true,
+            escalation_phone: None,
+            escalation_quiet_minutes: 60,
+            welcome_message: None,
+            mark_messages_read: true,
+        }
+    }
+}
+
+/// Everything the responder needs to answer as one tenant.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TenantContextRecord {
+    pub tenant: TenantRecord,
+    pub template: Option<TemplateRecord>,
+    pub settings: Option<SettingsRecord>,
+    pub training: Vec<EntryRecord>,
+}
+
+impl Store {
+    /// Loads a tenant's context in one round trip; `None` if the tenant does not exist.
+    pub async fn load_tenant_context(&self, tenant: TenantId) -> Result<Option<TenantContextRecord>, StoreError> {
+        let json: Option<serde_json::Value> = sqlx::query_scalar("select alphadome.tenant_context($1)")
+            .persistent(false)
+            .bind(tenant)
+            .fetch_one(&self.pool)
+            .await
+            .context("loading the tenant context")?;
+        match json {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => Ok(Some(serde_json::from_value(v).context("decoding the tenant context")?)),
+        }
+    }
+}

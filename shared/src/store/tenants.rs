@@ -1,0 +1,361 @@
+//! Tenants: onboarding, listing, switching on and off, key rotation, and the one lookup that
+//! crosses tenants (routing a business number to its tenant).
+
+use anyhow::Context as _;
+use secrecy::SecretString;
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{conflict_or, Store, StoreError};
+use crate::crypto::{SecretColumn, KeyRing};
+use crate::domain::{BrandId, PhoneNumber, PhoneNumberId, TenantId};
+use crate::keys::KeyProvider;
+
+/// What the operator gives to onboard a business.
+#[derive(Debug)]
+pub struct NewTenant {
+    pub client_name: String,
+    pub client_phone: PhoneNumber,
+    pub phone_number_id: PhoneNumberId,
+    pub contact_name: Option<String>,
+    /// Reuse this brand (e.g. the legacy DEFAULT_BRAND_ID); else a new brand is created.
+    pub brand_id: Option<BrandId>,
+    pub whatsapp_token: Option<SecretString>,
+    pub ai_api_key: Option<SecretString>,
+    pub meta_app_secret: Option<SecretString>,
+    pub escalation_phone: Option<PhoneNumber>,
+    pub max_messages_per_hour: Option<i32>,
+}
+
+/// A tenant as the operator sees it: no secret, only whether each is set.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantSummary {
+    pub id: TenantId,
+    pub client_name: String,
+    pub client_phone: String,
+    pub phone_number_id: String,
+    pub brand_id: BrandId,
+    pub contact_name: Option<String>,
+    pub is_active: bool,
+    pub is_verified: bool,
+    pub needs_token_refresh: bool,
+    pub has_whatsapp_token: bool,
+    pub has_ai_key: bool,
+    pub has_app_secret: bool,
+    pub key_version: i32,
+    pub is_bot_enabled: Option<bool>,
+    pub max_messages_per_hour: Option<i32>,
+    pub enable_ai_responses: Option<bool>,
+    pub faq_entries: i64,
+}
+
+/// What routing needs to know about the tenant that owns a business number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantRoute {
+    pub tenant_id: TenantId,
+    pub brand_id: BrandId,
+    pub is_active: bool,
+    /// The tenant's own Meta app secret (ciphertext), when it uses its own app.
+    pub meta_app_secret: Option<String>,
+    pub key_version: i32,
+}
+
+const SUMMARY_SELECT: &str = r#"
+    select t.id, t.client_name, t.client_phone, t.whatsapp_phone_number_id, t.brand_id,
+           t.point_of_contact_name, t.is_active, t.is_verified, t.needs_token_refresh,
+           t.whatsapp_access_token is not null as has_whatsapp_token,
+           t.ai_api_key is not null as has_ai_key,
+           t.meta_app_secret is not null as has_app_secret,
+           t.key_version, s.is_bot_enabled, s.max_messages_per_hour, s.enable_ai_responses,
+           (select count(*) from alphadome.bot_training_data d
+             where d.bot_tenant_id = t.id and d.is_active) as faq_entries
+    from alphadome.bot_tenants t
+    left join alphadome.bot_control_settings s on s.bot_tenant_id = t.id
+"#;
+
+fn summary_from_row(r: &sqlx::postgres::PgRow) -> Result<TenantSummary, sqlx::Error> {
+    Ok(TenantSummary {
+        id: r.try_get("id")?,
+        client_name: r.try_get("client_name")?,
+        client_phone: r.try_get("client_phone")?,
+        phone_number_id: r.try_get("whatsapp_phone_number_id")?,
+        brand_id: r.try_get("brand_id")?,
+        contact_name: r.try_get("point_of_contact_name")?,
+        is_active: r.try_get("is_active")?,
+        is_verified: r.try_get("is_verified")?,
+        needs_token_refresh: r.try_get("needs_token_refresh")?,
+        has_whatsapp_token: r.try_get("has_whatsapp_token")?,
+        has_ai_key: r.try_get("has_ai_key")?,
+        has_app_secret: r.try_get("has_app_secret")?,
+        key_version: r.try_get("key_version")?,
+        is_bot_enabled: r.try_get("is_bot_enabled")?,
+        max_messages_per_hour: r.try_get("max_messages_per_hour")?,
+        enable_ai_responses: r.try_get("enable_ai_responses")?,
+        faq_entries: r.try_get("faq_entries")?,
+    })
+}
+
+fn describe_tenant_conflict(constraint: &str) -> Option<String> {
+    match constraint {
+        "bot_tenants_whatsapp_phone_number_id_key" => {
+            Some("a tenant with this phone_number_id already exists".into())
+        }
+        "bot_tenants_client_phone_key" => Some("a tenant with this client phone already exists".into()),
+        "bot_tenants_pkey" => Some("a tenant with this id already exists".into()),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// Onboards a business: brand (new or reused), tenant, settings, data key, and its
+    /// secrets sealed under that key, all or nothing.
+    pub async fn create_tenant(&self, keys: &KeyProvider, new: NewTenant) -> Result<TenantSummary, StoreError> {
+        self.create_tenant_with_id(keys, TenantId::new(), new).await
+    }
+
+    /// As [`Store::create_tenant`], with the id chosen by the caller (idempotent set-ups).
+    pub async fn create_tenant_with_id(
+        &self,
+        keys: &KeyProvider,
+        tenant_id: TenantId,
+        new: NewTenant,
+    ) -> Result<TenantSummary, StoreError> {
+        let mut tx = self.pool.begin().await.context("opening a transaction")?;
+        let brand_id = match new.brand_id {
+            Some(brand) => {
+                sqlx::query("insert into public.brands (id, name) values ($1, $2) on conflict (id) do nothing")
+                    .persistent(false)
+                    .bind(brand)
+                    .bind(&new.client_name)
+                    .execute(&mut *tx)
+                    .await
+                    .context("ensuring the brand")?;
+                brand
+            }
+            None => {
+                let brand = BrandId::new();
+                sqlx::query("insert into public.brands (id, name) values ($1, $2)")
+                    .persistent(false)
+                    .bind(brand)
+                    .bind(&new.client_name)
+                    .execute(&mut *tx)
+                    .await
+                    .context("creating the brand")?;
+                brand
+            }
+        };
+        sqlx::query(
+            "insert into alphadome.bot_tenants
+               (id, client_name, client_phone, point_of_contact_name, brand_id, whatsapp_phone_number_id)
+             values ($1, $2, $3, $4, $5, $6)",
+        )
+        .persistent(false)
+        .bind(tenant_id)
+        .bind(new.client_name.trim())
+        .bind(new.client_phone.as_str())
+        .bind(&new.contact_name)
+        .bind(brand_id)
+        .bind(new.phone_number_id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, describe_tenant_conflict))?;
+        sqlx::query(
+            "insert into alphadome.bot_control_settings (bot_tenant_id, escalation_phone, max_messages_per_hour)
+             values ($1, $2, coalesce($3, 200))",
+        )
+        .persistent(false)
+        .bind(tenant_id)
+        .bind(new.escalation_phone.as_ref().map(|p| p.as_str()))
+        .bind(new.max_messages_per_hour)
+        .execute(&mut *tx)
+        .await
+        .context("creating the tenant's settings")?;
+
+        let ring = keys.ensure_ring(tenant_id).await?;
+        let seal = |col, s: &Option<SecretString>| s.as_ref().map(|s| ring.encrypt(col, s));
+        sqlx::query(
+            "update alphadome.bot_tenants
+                set whatsapp_access_token = $2, ai_api_key = $3, meta_app_secret = $4, key_version = $5
+              where id = $1",
+        )
+        .persistent(false)
+        .bind(tenant_id)
+        .bind(seal(SecretColumn::WhatsappAccessToken, &new.whatsapp_token))
+        .bind(seal(SecretColumn::AiApiKey, &new.ai_api_key))
+        .bind(seal(SecretColumn::MetaAppSecret, &new.meta_app_secret))
+        .bind(ring.current as i32)
+        .execute(&mut *tx)
+        .await
+        .context("storing the tenant's sealed secrets")?;
+        tx.commit().await.context("committing the new tenant")?;
+        self.tenant_summary(tenant_id).await
+    }
+
+    /// Every tenant, oldest first (operator view; no secrets).
+    pub async fn list_tenants(&self) -> Result<Vec<TenantSummary>, StoreError> {
+        let sql = format!("{SUMMARY_SELECT} order by t.created_at, t.id");
+        let rows = sqlx::query(&sql).persistent(false).fetch_all(&self.pool).await.context("listing tenants")?;
+        rows.iter().map(|r| summary_from_row(r).context("reading a tenant").map_err(Into::into)).collect()
+    }
+
+    pub async fn tenant_summary(&self, tenant_id: TenantId) -> Result<TenantSummary, StoreError> {
+        let sql = format!("{SUMMARY_SELECT} where t.id = $1");
+        let row = sqlx::query(&sql)
+            .persistent(false)
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading a tenant")?
+            .ok_or_else(|| StoreError::NotFound(format!("no tenant {tenant_id}")))?;
+        Ok(summary_from_row(&row).context("reading a tenant")?)
+    }
+
+    /// Finds a tenant by its id or its phone_number_id, as the operator types it.
+    pub async fn find_tenant(&self, reference: &str) -> Result<TenantId, StoreError> {
+        let reference = reference.trim();
+        if let Ok(id) = reference.parse::<TenantId>() {
+            let found: Option<TenantId> = sqlx::query_scalar("select id from alphadome.bot_tenants where id = $1")
+                .persistent(false)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .context("finding the tenant")?;
+            return found.ok_or_else(|| StoreError::NotFound(format!("no tenant with id {id}")));
+        }
+        let route = match PhoneNumberId::parse(reference) {
+            Ok(pnid) => self.resolve_tenant(&pnid).await?,
+            Err(_) => None,
+        };
+        route
+            .map(|r| r.tenant_id)
+            .ok_or_else(|| StoreError::NotFound("no tenant with that id or phone_number_id".into()))
+    }
+
+    /// Routes a business number to its tenant through the narrow security-definer function.
+    pub async fn resolve_tenant(&self, phone_number_id: &PhoneNumberId) -> Result<Option<TenantRoute>, StoreError> {
+        let row = sqlx::query(
+            "select bot_tenant_id, brand_id, is_active, meta_app_secret, key_version
+               from alphadome.resolve_tenant($1)",
+        )
+        .persistent(false)
+        .bind(phone_number_id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .context("resolving the tenant of a business number")?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(TenantRoute {
+            tenant_id: r.try_get("bot_tenant_id").context("reading the route")?,
+            brand_id: r.try_get("brand_id").context("reading the route")?,
+            is_active: r.try_get("is_active").context("reading the route")?,
+            meta_app_secret: r.try_get("meta_app_secret").context("reading the route")?,
+            key_version: r.try_get("key_version").context("reading the route")?,
+        }))
+    }
+
+    /// Switches a tenant's bot on or off (`tenant enable|disable`).
+    pub async fn set_tenant_active(&self, tenant_id: TenantId, active: bool) -> Result<(), StoreError> {
+        let mut tx = self.begin_for_tenant(tenant_id).await?;
+        let done = sqlx::query("update alphadome.bot_tenants set is_active = $2 where id = $1")
+            .persistent(false)
+            .bind(tenant_id)
+            .bind(active)
+            .execute(&mut *tx)
+            .await
+            .context("updating the tenant")?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::NotFound(format!("no tenant {tenant_id}")));
+        }
+        tx.commit().await.context("committing")?;
+        Ok(())
+    }
+
+    /// Replaces one of a tenant's secrets (sealed under its current key).
+    pub async fn set_tenant_secret(
+        &self,
+        keys: &KeyProvider,
+        tenant_id: TenantId,
+        column: SecretColumn,
+        value: &SecretString,
+    ) -> Result<(), StoreError> {
+        let ring = keys.ensure_ring(tenant_id).await?;
+        let sealed = ring.encrypt(column, value);
+        let mut tx = self.begin_for_tenant(tenant_id).await?;
+        // The column name comes from our own enum, never from input.
+        let extra = if column == SecretColumn::WhatsappAccessToken { ", needs_token_refresh = false" } else { "" };
+        let sql = format!(
+            "update alphadome.bot_tenants set {} = $2, key_version = $3{extra} where id = $1",
+            column.as_str()
+        );
+        sqlx::query(&sql)
+            .persistent(false)
+            .bind(tenant_id)
+            .bind(sealed)
+            .bind(ring.current as i32)
+            .execute(&mut *tx)
+            .await
+            .context("storing the secret")?;
+        tx.commit().await.context("committing")?;
+        Ok(())
+    }
+
+    /// Rotates a tenant's data key: a new key version is stored first (old versions stay, so
+    /// every reader can still open every row), then each secret is re-sealed under it in one
+    /// transaction. With `retire_old`, versions no row uses any more are then removed.
+    pub async fn rotate_tenant_key(
+        &self,
+        keys: &KeyProvider,
+        tenant_id: TenantId,
+        retire_old: bool,
+    ) -> Result<u32, StoreError> {
+        let mut ring: KeyRing = keys.ensure_ring(tenant_id).await?;
+        let old_ring = ring.clone();
+        let version = ring.rotate();
+        keys.save(&ring).await?;
+
+        let mut tx = self.begin_for_tenant(tenant_id).await?;
+        let row = sqlx::query(
+            "select whatsapp_access_token, ai_api_key, meta_app_secret
+               from alphadome.bot_tenants where id = $1 for update",
+        )
+        .persistent(false)
+        .bind(tenant_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("reading the tenant's secrets")?
+        .ok_or_else(|| StoreError::NotFound(format!("no tenant {tenant_id}")))?;
+        let mut resealed: Vec<Option<String>> = Vec::with_capacity(3);
+        for column in [SecretColumn::WhatsappAccessToken, SecretColumn::AiApiKey, SecretColumn::MetaAppSecret] {
+            let current: Option<String> = row.try_get(column.as_str()).context("reading a secret")?;
+            resealed.push(match current {
+                Some(env) => {
+                    let plain = old_ring
+                        .decrypt(column, &env)
+                        .with_context(|| format!("opening {} for re-encryption", column.as_str()))?;
+                    Some(ring.encrypt(column, &plain))
+                }
+                None => None,
+            });
+        }
+        sqlx::query(
+            "update alphadome.bot_tenants
+                set whatsapp_access_token = $2, ai_api_key = $3, meta_app_secret = $4, key_version = $5
+              where id = $1",
+        )
+        .persistent(false)
+        .bind(tenant_id)
+        .bind(&resealed[0])
+        .bind(&resealed[1])
+        .bind(&resealed[2])
+        .bind(version as i32)
+        .execute(&mut *tx)
+        .await
+        .context("storing re-sealed secrets")?;
+        tx.commit().await.context("committing the rotation")?;
+
+        if retire_old {
+            ring.retire_old_versions();
+            keys.save(&ring).await?;
+        }
+        Ok(version)
+    }
+}
