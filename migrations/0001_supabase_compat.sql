@@ -19,6 +19,10 @@ begin
         -- policies are tested against the same set of roles.
         create role service_role nologin noinherit bypassrls;
     end if;
+exception when duplicate_object or unique_violation then
+    -- Roles are cluster-wide: another database migrating at the same moment (parallel
+    -- tests) created it first. It exists, which is all we need.
+    null;
 end
 $$;
 

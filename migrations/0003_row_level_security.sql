@@ -20,6 +20,8 @@ begin
     if not exists (select 1 from pg_roles where rolname = 'alphadome_app') then
         create role alphadome_app nologin noinherit nobypassrls;
     end if;
+exception when duplicate_object or unique_violation then
+    null; -- created concurrently by another database's migration
 end
 $$;
 -- The migrating user (the one our functions connect as) may become alphadome_app.
@@ -98,8 +100,11 @@ grant execute on function alphadome.resolve_tenant(text) to alphadome_app, servi
 grant usage on schema alphadome to alphadome_app, authenticated, service_role;
 grant select, insert, update, delete on all tables in schema alphadome to authenticated, service_role;
 grant select, update on alphadome.bot_tenants to alphadome_app;
-grant select on alphadome.bot_templates, alphadome.bot_training_data,
-    alphadome.bot_control_settings to alphadome_app;
+-- Templates, knowledge and settings are written by the operator's CLI, which acts for one
+-- tenant like the functions do; the policies keep every write inside that tenant.
+grant select, insert, update, delete on alphadome.bot_templates, alphadome.bot_training_data
+    to alphadome_app;
+grant select, update on alphadome.bot_control_settings to alphadome_app;
 grant select, insert, update on alphadome.bot_usage_counters to alphadome_app;
 grant select, insert, update on public.conversations, public.users, public.subscriptions
     to alphadome_app;

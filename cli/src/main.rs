@@ -1,1 +1,210 @@
-fn main() {}
+//! `alphadome`: the operator's tool and local runner. Every command calls the same core as
+//! the Lambda functions; secrets are read from files or stdin, never from the command line.
+
+mod commands;
+mod secrets_input;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "alphadome", version, about = "Operate the Alphadome WhatsApp assistant platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the database if missing and apply pending migrations (DATABASE_URL).
+    Migrate,
+    /// Onboard and manage businesses (tenants).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Set a tenant's prompt templates.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+    /// Load and inspect a tenant's FAQ and canned answers.
+    #[command(subcommand)]
+    Faq(FaqCommand),
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Onboard a business: brand, tenant, settings, data key and sealed secrets.
+    Add(TenantAdd),
+    /// List every tenant (no secrets).
+    List(JsonFlag),
+    /// Show one tenant (id or phone_number_id).
+    Show(TenantRef),
+    /// Switch a tenant's bot on.
+    Enable(TenantRef),
+    /// Switch a tenant's bot off (messages are still logged, never answered).
+    Disable(TenantRef),
+    /// Re-encrypt a tenant's secrets under a new data key version.
+    RotateKey(RotateKey),
+    /// Replace a tenant's WhatsApp token, AI key or Meta app secret (from files or stdin).
+    SetSecret(SetSecret),
+    /// Move the old single-tenant deployment over as a tenant, reading its environment
+    /// (WHATSAPP_TOKEN, WHATSAPP_PHONE_NUMBER_ID, OPENAI_API_KEY, DEFAULT_BRAND_ID).
+    ImportLegacy(ImportLegacy),
+}
+
+#[derive(Args)]
+struct JsonFlag {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct TenantRef {
+    /// Tenant id or its WhatsApp phone_number_id.
+    tenant: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct TenantAdd {
+    /// Business name, e.g. "Kassangas Music Shop".
+    #[arg(long)]
+    name: String,
+    /// The business's contact number with country code, e.g. 254702245555.
+    #[arg(long)]
+    client_phone: String,
+    /// Meta's phone_number_id of the WhatsApp number customers write to.
+    #[arg(long)]
+    phone_number_id: String,
+    /// Person to contact at the business.
+    #[arg(long)]
+    contact_name: Option<String>,
+    /// Reuse an existing brand instead of creating one.
+    #[arg(long)]
+    brand_id: Option<String>,
+    /// File holding the WhatsApp access token (`-` for stdin).
+    #[arg(long)]
+    whatsapp_token_file: Option<PathBuf>,
+    /// File holding the tenant's own OpenAI key (`-` for stdin); else the platform key is used.
+    #[arg(long)]
+    ai_key_file: Option<PathBuf>,
+    /// File holding the app secret of the tenant's own Meta app (`-` for stdin).
+    #[arg(long)]
+    app_secret_file: Option<PathBuf>,
+    /// Number that receives escalations (customer asks for a person, AI fails).
+    #[arg(long)]
+    escalation_phone: Option<String>,
+    /// Most replies the bot sends per hour for this tenant (default 200).
+    #[arg(long)]
+    max_messages_per_hour: Option<i32>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RotateKey {
+    /// Tenant id or phone_number_id.
+    tenant: String,
+    /// After re-encrypting, delete the old key versions (only once no running process
+    /// still holds rows sealed under them).
+    #[arg(long)]
+    retire_old: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SetSecret {
+    /// Tenant id or phone_number_id.
+    tenant: String,
+    #[arg(long)]
+    whatsapp_token_file: Option<PathBuf>,
+    #[arg(long)]
+    ai_key_file: Option<PathBuf>,
+    #[arg(long)]
+    app_secret_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ImportLegacy {
+    /// Business name of the existing client.
+    #[arg(long)]
+    name: String,
+    /// The business's contact number with country code.
+    #[arg(long)]
+    client_phone: String,
+    #[arg(long)]
+    contact_name: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum TemplateCommand {
+    /// Create or replace a template by name.
+    Set(TemplateSet),
+}
+
+#[derive(Args)]
+struct TemplateSet {
+    /// Tenant id or phone_number_id.
+    #[arg(long)]
+    tenant: String,
+    /// Template name, e.g. default.
+    #[arg(long)]
+    name: String,
+    /// File holding the system prompt (`-` for stdin).
+    #[arg(long)]
+    system_prompt_file: PathBuf,
+    /// Tone, e.g. "warm and brief".
+    #[arg(long)]
+    tone: Option<String>,
+    /// Model for this tenant (else OPENAI_MODEL).
+    #[arg(long)]
+    model: Option<String>,
+    /// Make it the tenant's default template.
+    #[arg(long)]
+    default: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum FaqCommand {
+    /// Import entries from .csv (header question,answer,category,priority,data_type), .json or .jsonl.
+    Import(FaqImport),
+    /// List a tenant's entries.
+    List(FaqList),
+}
+
+#[derive(Args)]
+struct FaqImport {
+    #[arg(long)]
+    tenant: String,
+    file: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct FaqList {
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    alphadome::telemetry::init(alphadome::telemetry::LogFormat::Text);
+    let cli = Cli::parse();
+    match commands::run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the whole context chain, which never holds a secret.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -7,13 +7,22 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use std::time::Duration;
 
+/// The HTTP client every AWS SDK client uses: rustls with ring, like the rest of the workspace.
+pub fn http_client() -> aws_sdk_sqs::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// Loads the SDK configuration from the environment, once per process.
 pub async fn load_sdk_config() -> SdkConfig {
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+    loader().load().await
+}
+
+/// The configuration loader with our HTTP client and timeouts, for callers that add to it.
+pub fn loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
+        .http_client(http_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(2))
@@ -21,6 +30,4 @@ pub async fn load_sdk_config() -> SdkConfig {
                 .operation_timeout(Duration::from_secs(12))
                 .build(),
         )
-        .load()
-        .await
 }

@@ -112,6 +112,13 @@ impl KeyBackend {
                 tokio::fs::create_dir_all(dir)
                     .await
                     .with_context(|| format!("creating {}", dir.display()))?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                        .await
+                        .with_context(|| format!("restricting {}", dir.display()))?;
+                }
                 let path = dir.join(format!("{tenant_id}.json"));
                 let tmp = dir.join(format!(".{tenant_id}.json.tmp"));
                 write_private(&tmp, json.as_bytes()).await?;
@@ -208,5 +215,26 @@ impl KeyProvider {
         let ring = KeyRing::generate(tenant_id);
         self.save(&ring).await?;
         Ok(ring)
+    }
+}
+
+impl KeyProvider {
+    /// The provider the settings ask for (`KEY_PROVIDER`), with the given cache TTL.
+    pub async fn from_settings(
+        setting: &crate::config::KeyProviderSetting,
+        sdk: Option<&aws_config::SdkConfig>,
+        ttl: Duration,
+    ) -> Self {
+        let backend = match setting {
+            crate::config::KeyProviderSetting::Aws { prefix } => {
+                let client = match sdk {
+                    Some(sdk) => SecretsClient::new(sdk),
+                    None => SecretsClient::new(&crate::aws::load_sdk_config().await),
+                };
+                KeyBackend::SecretsManager { client, prefix: prefix.clone() }
+            }
+            crate::config::KeyProviderSetting::Local { dir } => KeyBackend::LocalDir(dir.clone()),
+        };
+        Self::new(backend, ttl)
     }
 }

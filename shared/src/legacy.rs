@@ -89,5 +89,7 @@ pub async fn import_legacy_tenant(
     .await
     .context("tagging the brand's earlier conversations")?
     .rows_affected();
+    // A single autocommit statement with parameters is fine here: the legacy import runs
+    // once, on a direct (session) connection, as README's deploy steps say.
     Ok(LegacyImport { tenant, conversations_adopted: adopted })
 }

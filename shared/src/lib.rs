@@ -7,6 +7,8 @@ pub mod aws;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod faq;
+pub mod intent;
 pub mod job;
 pub mod keys;
 pub mod knowledge_file;

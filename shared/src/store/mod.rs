@@ -10,6 +10,7 @@
 
 mod context;
 mod knowledge;
+pub mod literal;
 mod tenants;
 
 pub use context::*;

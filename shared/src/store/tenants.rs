@@ -194,19 +194,24 @@ impl Store {
     /// Every tenant, oldest first (operator view; no secrets).
     pub async fn list_tenants(&self) -> Result<Vec<TenantSummary>, StoreError> {
         let sql = format!("{SUMMARY_SELECT} order by t.created_at, t.id");
-        let rows = sqlx::query(&sql).persistent(false).fetch_all(&self.pool).await.context("listing tenants")?;
+        // Inside a transaction: a parameterised query must not span two pooled server connections.
+        let mut tx = self.pool.begin().await.context("opening a transaction")?;
+        let rows = sqlx::query(&sql).persistent(false).fetch_all(&mut *tx).await.context("listing tenants")?;
+        tx.commit().await.context("committing")?;
         rows.iter().map(|r| summary_from_row(r).context("reading a tenant").map_err(Into::into)).collect()
     }
 
     pub async fn tenant_summary(&self, tenant_id: TenantId) -> Result<TenantSummary, StoreError> {
         let sql = format!("{SUMMARY_SELECT} where t.id = $1");
+        let mut tx = self.pool.begin().await.context("opening a transaction")?;
         let row = sqlx::query(&sql)
             .persistent(false)
             .bind(tenant_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .context("reading a tenant")?
             .ok_or_else(|| StoreError::NotFound(format!("no tenant {tenant_id}")))?;
+        tx.commit().await.context("committing")?;
         Ok(summary_from_row(&row).context("reading a tenant")?)
     }
 
@@ -214,12 +219,14 @@ impl Store {
     pub async fn find_tenant(&self, reference: &str) -> Result<TenantId, StoreError> {
         let reference = reference.trim();
         if let Ok(id) = reference.parse::<TenantId>() {
+            let mut tx = self.pool.begin().await.context("opening a transaction")?;
             let found: Option<TenantId> = sqlx::query_scalar("select id from alphadome.bot_tenants where id = $1")
                 .persistent(false)
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .context("finding the tenant")?;
+            tx.commit().await.context("committing")?;
             return found.ok_or_else(|| StoreError::NotFound(format!("no tenant with id {id}")));
         }
         let route = match PhoneNumberId::parse(reference) {
@@ -233,22 +240,29 @@ impl Store {
 
     /// Routes a business number to its tenant through the narrow security-definer function.
     pub async fn resolve_tenant(&self, phone_number_id: &PhoneNumberId) -> Result<Option<TenantRoute>, StoreError> {
-        let row = sqlx::query(
-            "select bot_tenant_id, brand_id, is_active, meta_app_secret, key_version
-               from alphadome.resolve_tenant($1)",
-        )
-        .persistent(false)
-        .bind(phone_number_id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .context("resolving the tenant of a business number")?;
-        let Some(r) = row else { return Ok(None) };
-        Ok(Some(TenantRoute {
-            tenant_id: r.try_get("bot_tenant_id").context("reading the route")?,
-            brand_id: r.try_get("brand_id").context("reading the route")?,
-            is_active: r.try_get("is_active").context("reading the route")?,
-            meta_app_secret: r.try_get("meta_app_secret").context("reading the route")?,
-            key_version: r.try_get("key_version").context("reading the route")?,
+        // Digits only (validated by the type), so the literal is safe: one simple query.
+        let call = format!(
+            "select coalesce(jsonb_agg(r), '[]'::jsonb) from alphadome.resolve_tenant('{}') r",
+            phone_number_id.as_str()
+        );
+        let json = super::literal::fetch_json(&self.pool, &super::literal::json_select(&call))
+            .await
+            .context("resolving the tenant of a business number")?;
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            bot_tenant_id: TenantId,
+            brand_id: BrandId,
+            is_active: bool,
+            meta_app_secret: Option<String>,
+            key_version: i32,
+        }
+        let rows: Vec<Raw> = serde_json::from_value(json.unwrap_or_default()).context("reading the route")?;
+        Ok(rows.into_iter().next().map(|r| TenantRoute {
+            tenant_id: r.bot_tenant_id,
+            brand_id: r.brand_id,
+            is_active: r.is_active,
+            meta_app_secret: r.meta_app_secret,
+            key_version: r.key_version,
         }))
     }
 

@@ -1,0 +1,275 @@
+//! What each command does: parse the operator's input into domain types, call the core,
+//! print the outcome (text for people, `--json` for scripts).
+
+use anyhow::{anyhow, Context};
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::secrets_input::read_optional;
+use crate::{Command, FaqCommand, TemplateCommand, TenantCommand};
+use alphadome::config::{self, Settings};
+use alphadome::crypto::SecretColumn;
+use alphadome::domain::{BrandId, PhoneNumber, PhoneNumberId};
+use alphadome::keys::KeyProvider;
+use alphadome::store::{NewTemplate, NewTenant, Store, TenantSummary};
+
+/// The database URL, or a one-line reason that tells the operator what to set.
+pub fn database_url(settings: &Settings) -> anyhow::Result<SecretString> {
+    settings.database_url.clone().ok_or_else(|| {
+        anyhow!(
+            "{} is not set: export {}=postgres://USER@HOST:5432/DBNAME (e.g. postgres://postgres@127.0.0.1:5432/alphadome)",
+            config::DATABASE_URL,
+            config::DATABASE_URL
+        )
+    })
+}
+
+struct Ctx {
+    settings: Settings,
+    store: Store,
+}
+
+impl Ctx {
+    async fn open() -> anyhow::Result<Self> {
+        let settings = Settings::from_env()?;
+        let store = Store::connect(&database_url(&settings)?, 2).await?;
+        Ok(Self { settings, store })
+    }
+
+    async fn keys(&self) -> KeyProvider {
+        KeyProvider::from_settings(&self.settings.key_provider, None, self.settings.tenant_cache_ttl).await
+    }
+}
+
+fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        println!("{}", text(value));
+    }
+    Ok(())
+}
+
+fn describe_tenant(t: &TenantSummary) -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    format!(
+        "{name}\n  id:                 {id}\n  brand:              {brand}\n  phone_number_id:    {pnid}\n  client phone:       {phone}\n  active:             {active}\n  bot enabled:        {bot}\n  ai enabled:         {ai}\n  max replies/hour:   {max}\n  whatsapp token:     {tok}{refresh}\n  own ai key:         {aik}\n  own meta app:       {app}\n  key version:        {kv}\n  knowledge entries:  {faq}",
+        name = t.client_name,
+        id = t.id,
+        brand = t.brand_id,
+        pnid = t.phone_number_id,
+        phone = alphadome::domain::mask_phone(&t.client_phone),
+        active = yes(t.is_active),
+        bot = t.is_bot_enabled.map(yes).unwrap_or("-"),
+        ai = t.enable_ai_responses.map(yes).unwrap_or("-"),
+        max = t.max_messages_per_hour.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+        tok = if t.has_whatsapp_token { "set" } else { "MISSING" },
+        refresh = if t.needs_token_refresh { " (EXPIRED: renew with `tenant set-secret`)" } else { "" },
+        aik = if t.has_ai_key { "set" } else { "no (platform key)" },
+        app = if t.has_app_secret { "yes" } else { "no (platform app)" },
+        kv = t.key_version,
+        faq = t.faq_entries,
+    )
+}
+
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => {
+            let settings = Settings::from_env()?;
+            alphadome::store::migrate(&database_url(&settings)?).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Tenant(cmd) => tenant(cmd).await,
+        Command::Template(TemplateCommand::Set(args)) => {
+            let ctx = Ctx::open().await?;
+            let tenant = ctx.store.find_tenant(&args.tenant).await?;
+            let prompt = read_prompt(&args.system_prompt_file)?;
+            let id = ctx
+                .store
+                .set_template(
+                    tenant,
+                    &NewTemplate {
+                        name: args.name.clone(),
+                        system_prompt: prompt,
+                        tone: args.tone,
+                        model: args.model,
+                        is_default: args.default,
+                    },
+                )
+                .await?;
+            let out = serde_json::json!({"id": id, "tenant_id": tenant, "name": args.name, "default": args.default});
+            print(args.json, &out, |_| format!("template `{}` saved for tenant {tenant}", args.name))
+        }
+        Command::Faq(FaqCommand::Import(args)) => {
+            // Parse the whole file before touching the database: a bad row imports nothing.
+            let entries = alphadome::knowledge_file::read_knowledge_file(&args.file)?;
+            let ctx = Ctx::open().await?;
+            let tenant = ctx.store.find_tenant(&args.tenant).await?;
+            let outcome = ctx.store.import_entries(tenant, &entries).await?;
+            print(args.json, &outcome, |o| {
+                format!("imported {} entries for tenant {tenant} ({} new, {} updated)", o.inserted + o.updated, o.inserted, o.updated)
+            })
+        }
+        Command::Faq(FaqCommand::List(args)) => {
+            let ctx = Ctx::open().await?;
+            let tenant = ctx.store.find_tenant(&args.tenant).await?;
+            let entries = ctx.store.list_entries(tenant).await?;
+            print(args.json, &entries, |entries| {
+                let mut s = format!("{} entries\n", entries.len());
+                for e in entries {
+                    s.push_str(&format!(
+                        "[{}] {:>4}  {}{}\n      -> {}\n",
+                        e.data_type,
+                        e.priority,
+                        e.question,
+                        if e.is_active { "" } else { " (inactive)" },
+                        e.answer.replace('\n', " ")
+                    ));
+                }
+                s.trim_end().to_owned()
+            })
+        }
+    }
+}
+
+fn read_prompt(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = if path == std::path::Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading the prompt from stdin")?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("cannot read the prompt file {}: {}", path.display(), e.kind()))?
+    };
+    let text = text.trim().to_owned();
+    if text.is_empty() {
+        anyhow::bail!("the prompt file {} is empty", path.display());
+    }
+    Ok(text)
+}
+
+async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
+    match cmd {
+        TenantCommand::Add(a) => {
+            let new = NewTenant {
+                client_name: a.name.trim().to_owned(),
+                client_phone: PhoneNumber::parse(&a.client_phone).context("--client-phone")?,
+                phone_number_id: PhoneNumberId::parse(&a.phone_number_id).context("--phone-number-id")?,
+                contact_name: a.contact_name,
+                brand_id: a
+                    .brand_id
+                    .as_deref()
+                    .map(|b| b.parse::<BrandId>().context("--brand-id"))
+                    .transpose()?,
+                whatsapp_token: read_optional(&a.whatsapp_token_file, "WhatsApp token")?,
+                ai_api_key: read_optional(&a.ai_key_file, "AI key")?,
+                meta_app_secret: read_optional(&a.app_secret_file, "Meta app secret")?,
+                escalation_phone: a
+                    .escalation_phone
+                    .as_deref()
+                    .map(|p| PhoneNumber::parse(p).context("--escalation-phone"))
+                    .transpose()?,
+                max_messages_per_hour: match a.max_messages_per_hour {
+                    Some(n) if n <= 0 => anyhow::bail!("--max-messages-per-hour must be at least 1"),
+                    other => other,
+                },
+            };
+            if new.client_name.is_empty() {
+                anyhow::bail!("--name must not be empty");
+            }
+            let ctx = Ctx::open().await?;
+            let keys = ctx.keys().await;
+            let t = ctx.store.create_tenant(&keys, new).await?;
+            if t.has_whatsapp_token {
+                tracing::info!(tenant_id = %t.id, "tenant onboarded");
+            } else {
+                eprintln!("note: no WhatsApp token given; the bot cannot reply until `alphadome tenant set-secret {} --whatsapp-token-file F`", t.id);
+            }
+            print(a.json, &t, describe_tenant)
+        }
+        TenantCommand::List(f) => {
+            let ctx = Ctx::open().await?;
+            let tenants = ctx.store.list_tenants().await?;
+            print(f.json, &tenants, |ts| {
+                let mut s = format!("{:<36}  {:<18}  {:<6}  {:>7}  {}\n", "id", "phone_number_id", "active", "entries", "name");
+                for t in ts {
+                    s.push_str(&format!(
+                        "{:<36}  {:<18}  {:<6}  {:>7}  {}\n",
+                        t.id,
+                        t.phone_number_id,
+                        if t.is_active { "yes" } else { "no" },
+                        t.faq_entries,
+                        t.client_name
+                    ));
+                }
+                s.trim_end().to_owned()
+            })
+        }
+        TenantCommand::Show(r) => {
+            let ctx = Ctx::open().await?;
+            let id = ctx.store.find_tenant(&r.tenant).await?;
+            let t = ctx.store.tenant_summary(id).await?;
+            print(r.json, &t, describe_tenant)
+        }
+        TenantCommand::Enable(r) => set_active(r, true).await,
+        TenantCommand::Disable(r) => set_active(r, false).await,
+        TenantCommand::RotateKey(r) => {
+            let ctx = Ctx::open().await?;
+            let keys = ctx.keys().await;
+            let id = ctx.store.find_tenant(&r.tenant).await?;
+            let version = ctx.store.rotate_tenant_key(&keys, id, r.retire_old).await?;
+            let out = serde_json::json!({"tenant_id": id, "key_version": version, "old_versions_retired": r.retire_old});
+            print(r.json, &out, |_| format!("tenant {id}: secrets re-encrypted under key version {version}"))
+        }
+        TenantCommand::SetSecret(s) => {
+            let updates = [
+                (SecretColumn::WhatsappAccessToken, read_optional(&s.whatsapp_token_file, "WhatsApp token")?),
+                (SecretColumn::AiApiKey, read_optional(&s.ai_key_file, "AI key")?),
+                (SecretColumn::MetaAppSecret, read_optional(&s.app_secret_file, "Meta app secret")?),
+            ];
+            if updates.iter().all(|(_, v)| v.is_none()) {
+                anyhow::bail!("give at least one of --whatsapp-token-file, --ai-key-file, --app-secret-file");
+            }
+            let ctx = Ctx::open().await?;
+            let keys = ctx.keys().await;
+            let id = ctx.store.find_tenant(&s.tenant).await?;
+            for (column, value) in updates {
+                if let Some(value) = value {
+                    ctx.store.set_tenant_secret(&keys, id, column, &value).await?;
+                    println!("tenant {id}: {} replaced", column.as_str());
+                }
+            }
+            Ok(())
+        }
+        TenantCommand::ImportLegacy(a) => {
+            let legacy = alphadome::legacy::LegacyConfig::from_lookup(|k| std::env::var(k).ok())?;
+            let ctx = Ctx::open().await?;
+            let keys = ctx.keys().await;
+            let outcome = alphadome::legacy::import_legacy_tenant(
+                &ctx.store,
+                &keys,
+                legacy,
+                a.name,
+                PhoneNumber::parse(&a.client_phone).context("--client-phone")?,
+                a.contact_name,
+            )
+            .await?;
+            print(a.json, &outcome, |o| {
+                format!(
+                    "{}\n  earlier conversations adopted: {}",
+                    describe_tenant(&o.tenant),
+                    o.conversations_adopted
+                )
+            })
+        }
+    }
+}
+
+async fn set_active(r: crate::TenantRef, active: bool) -> anyhow::Result<()> {
+    let ctx = Ctx::open().await?;
+    let id = ctx.store.find_tenant(&r.tenant).await?;
+    ctx.store.set_tenant_active(id, active).await?;
+    let out = serde_json::json!({"tenant_id": id, "is_active": active});
+    print(r.json, &out, |_| format!("tenant {id} {}", if active { "enabled" } else { "disabled" }))
+}

@@ -1,0 +1,138 @@
+//! Typo tolerance: a deletion-neighbourhood index (the SymSpell idea) that finds the known
+//! words within one edit of a misspelt word without scanning the whole vocabulary.
+
+use std::collections::HashMap;
+
+/// Known words indexed by themselves and by every one-character deletion of themselves.
+#[derive(Debug, Default)]
+pub(crate) struct DeleteIndex {
+    words: Vec<String>,
+    map: HashMap<String, Vec<u32>>,
+}
+
+impl DeleteIndex {
+    pub(crate) fn build(words: impl IntoIterator<Item = String>) -> Self {
+        let mut list: Vec<String> = words.into_iter().collect();
+        list.sort();
+        list.dedup();
+        let mut map: HashMap<String, Vec<u32>> = HashMap::new();
+        for (i, w) in list.iter().enumerate() {
+            let i = i as u32;
+            map.entry(w.clone()).or_default().push(i);
+            for_each_deletion(w, |d| {
+                let e = map.entry(d.to_string()).or_default();
+                if e.last() != Some(&i) {
+                    e.push(i);
+                }
+            });
+        }
+        DeleteIndex { words: list, map }
+    }
+
+    /// The known word closest to `w` within one edit (insertion, deletion, substitution or
+    /// transposition). Several equally close candidates are fine only when `same` says they
+    /// mean the same thing ("gita", "gitaa" and "guitar" for "gitar"); otherwise it is a guess.
+    pub(crate) fn correct(&self, w: &str, same: impl Fn(&str, &str) -> bool) -> Option<&str> {
+        if self.words.is_empty() {
+            return None;
+        }
+        let mut found: Vec<(u32, u32)> = Vec::new();
+        let mut consider = |ids: &[u32]| {
+            for &id in ids {
+                if found.iter().any(|f| f.1 == id) {
+                    continue;
+                }
+                let cand = &self.words[id as usize];
+                if cand == w {
+                    continue;
+                }
+                let d = osa_distance(w, cand, 1);
+                if d <= 1 {
+                    found.push((d, id));
+                }
+            }
+        };
+        if let Some(ids) = self.map.get(w) {
+            consider(ids);
+        }
+        for_each_deletion(w, |d| {
+            if let Some(ids) = self.map.get(d) {
+                consider(ids);
+            }
+        });
+        let best_d = found.iter().map(|f| f.0).min()?;
+        let mut best = found
+            .iter()
+            .filter(|f| f.0 == best_d)
+            .map(|f| self.words[f.1 as usize].as_str());
+        let first = best.next()?;
+        for other in best {
+            if !same(first, other) {
+                return None;
+            }
+        }
+        Some(first)
+    }
+}
+
+fn for_each_deletion(w: &str, mut f: impl FnMut(&str)) {
+    let mut buf = String::with_capacity(w.len());
+    let idx: Vec<usize> = w.char_indices().map(|(i, _)| i).collect();
+    for (k, &start) in idx.iter().enumerate() {
+        let end = idx.get(k + 1).copied().unwrap_or(w.len());
+        buf.clear();
+        buf.push_str(&w[..start]);
+        buf.push_str(&w[end..]);
+        f(&buf);
+    }
+}
+
+/// Optimal-string-alignment distance, giving up early once it exceeds `max`.
+pub(crate) fn osa_distance(a: &str, b: &str, max: u32) -> u32 {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if (a.len() as i64 - b.len() as i64).unsigned_abs() as u32 > max {
+        return max + 1;
+    }
+    let (n, m) = (a.len(), b.len());
+    let mut prev2 = vec![0u32; m + 1];
+    let mut prev: Vec<u32> = (0..=m as u32).collect();
+    let mut cur = vec![0u32; m + 1];
+    for i in 1..=n {
+        cur[0] = i as u32;
+        let mut row_min = cur[0];
+        for j in 1..=m {
+            let cost = u32::from(a[i - 1] != b[j - 1]);
+            let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(prev2[j - 2] + 1);
+            }
+            cur[j] = v;
+            row_min = row_min.min(v);
+        }
+        if row_min > max {
+            return max + 1;
+        }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[m]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transposed_letter_is_one_edit() {
+        assert_eq!(osa_distance("repiar", "repair", 2), 1);
+    }
+
+    #[test]
+    fn a_dropped_letter_is_corrected() {
+        let idx = DeleteIndex::build(["guitar".to_string(), "keyboard".to_string()]);
+        assert_eq!(idx.correct("gitar", |a, b| a == b), Some("guitar"));
+        assert_eq!(idx.correct("keybord", |a, b| a == b), Some("keyboard"));
+        assert_eq!(idx.correct("drums", |a, b| a == b), None);
+    }
+}

@@ -1,0 +1,714 @@
+//! FAQ and canned-answer matching: picks the tenant knowledge entry that answers a customer's
+//! WhatsApp message, or none when it is not confident.
+//!
+//! Messages are normalised (case, accents, punctuation, emoji, WhatsApp shorthand), misspelt
+//! words are corrected against the lexicon and the tenant's own vocabulary, and every word
+//! becomes a "slot" of features: a stemmed term plus the bilingual concepts it signals
+//! (English, Swahili and Sheng words for the same topic share a concept). An entry scores
+//! well when the message's content is explained by the entry (query coverage) *and* the
+//! entry's question is covered by the message (entry coverage). Feature weights are IDF-like,
+//! computed from the tenant's own entries, so a word every entry shares decides little.
+//! A wrong FAQ answer is worse than handing over to the AI, so `best_match` also demands an
+//! absolute score and a margin over the runner-up.
+
+mod fuzzy;
+mod lexicon;
+pub mod normalize;
+
+use std::collections::HashMap;
+
+use fuzzy::DeleteIndex;
+use lexicon::{lexicon, Class, Hit, Lexicon};
+use normalize::{is_stopword, normalize_into, shorthand, stem};
+
+/// One knowledge entry as the matcher sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct FaqDoc<'a> {
+    /// The question the entry answers, as the business wrote it.
+    pub question: &'a str,
+    /// The reply sent to the customer; its words count as weaker evidence than the question's.
+    pub answer: &'a str,
+    /// Optional category label (e.g. "hours", "prices"); weak evidence like the answer.
+    pub category: Option<&'a str>,
+    /// Canned entries (greetings, thanks) only match messages that are essentially that.
+    pub canned: bool,
+    /// Breaks exact ties between entries; higher wins.
+    pub priority: i32,
+}
+
+/// A match: the entry's position in the docs given to [`FaqIndex::build`], and its score in `0..=1`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaqMatch {
+    /// Position in the docs given to `build`.
+    pub index: usize,
+    /// Confidence in `0..=1`; [`FaqIndex::best_match`] only returns matches above its threshold.
+    pub score: f32,
+}
+
+/// Evidence found in the answer (or category) counts this much of evidence in the question.
+const ANSWER_FACTOR: f32 = 0.45;
+/// Weight of a plain word relative to a concept's class weight.
+const TERM_BASE: f32 = 1.0;
+/// Weight of a word neither the lexicon nor the tenant knows: often noise (names, places,
+/// slang), sometimes the thing the entry lacks ("violins"), so it counts, but less.
+const UNKNOWN_BASE: f32 = 0.6;
+/// Minimum score `best_match` accepts.
+const THRESHOLD: f32 = 0.6;
+/// An entry that leaves half of the message unexplained is not its answer, however well it
+/// covers its own question: "do you deliver medicine?" to a hardware shop.
+const MIN_QUERY_COVERAGE: f32 = 0.5;
+/// Explaining the customer's words matters more than echoing the entry's.
+const QUERY_COVERAGE_EXPONENT: f32 = 0.6;
+/// Minimum lead of the best entry over the runner-up.
+const MARGIN: f32 = 0.06;
+/// A message with more content weight than this is a question, not just a greeting or thanks.
+const CANNED_MAX_CONTENT: f32 = 1.6;
+
+/// A feature: concept ids occupy `0..concepts`, tenant terms follow.
+type Fid = u32;
+
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    doc: u32,
+    /// `1.0` for the question, [`ANSWER_FACTOR`] for the answer/category.
+    field: f32,
+    /// How strongly the entry's question signals the feature (0 when only in the answer).
+    q_strength: f32,
+}
+
+#[derive(Debug)]
+struct DocInfo {
+    canned: bool,
+    priority: i32,
+    /// Sum of the weights of the question's content features.
+    q_norm: f32,
+    /// Social classes (greeting, thanks) the canned question is about.
+    greeting: bool,
+    thanks: bool,
+}
+
+/// A tenant's entries, preprocessed once (Send + Sync; built when a tenant's context is loaded).
+#[derive(Debug)]
+pub struct FaqIndex {
+    docs: Vec<DocInfo>,
+    terms: HashMap<String, Fid>,
+    /// Weight of each feature present in the tenant, indexed by `Fid`.
+    weights: Vec<f32>,
+    postings: Vec<Vec<Posting>>,
+    /// Weight a concept or term would have if it occurred in no entry.
+    absent_idf: f32,
+    /// The tenant's own words, for correcting typos of names the lexicon lacks.
+    fuzzy: DeleteIndex,
+}
+
+/// One feature of one word of a text.
+#[derive(Debug, Clone)]
+enum Key {
+    Concept(u16),
+    Term(String),
+}
+
+#[derive(Debug, Clone)]
+struct Feat {
+    key: Key,
+    strength: f32,
+}
+
+/// A text as a list of slots (one per content word or phrase), each a list of features.
+#[derive(Debug, Default)]
+struct Analysis {
+    feats: Vec<Feat>,
+    /// `(start, end)` into `feats`, and the social class when every concept of the slot is social.
+    slots: Vec<(usize, usize, Option<Class>)>,
+}
+
+fn tokenize<'a>(norm: &'a str, out: &mut Vec<&'a str>) {
+    for raw in norm.split(' ').filter(|t| !t.is_empty()) {
+        if let Some(rep) = shorthand(raw) {
+            out.extend(rep.split(' '));
+            continue;
+        }
+        let has_digit = raw.bytes().any(|b| b.is_ascii_digit());
+        let has_alpha = raw.chars().any(|c| c.is_alphabetic());
+        if has_digit && has_alpha {
+            // "9am", "88key": split digit and letter runs so "am" and "key" are seen.
+            let mut start = 0;
+            let bytes = raw.as_bytes();
+            for i in 1..=bytes.len() {
+                if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[i - 1].is_ascii_digit() {
+                    if raw.is_char_boundary(start) && raw.is_char_boundary(i) {
+                        let part = &raw[start..i];
+                        out.push(shorthand(part).unwrap_or(part));
+                    }
+                    start = i;
+                }
+            }
+        } else {
+            out.push(raw);
+        }
+    }
+}
+
+fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
+    let mut norm = String::new();
+    normalize_into(text, &mut norm);
+    let mut toks: Vec<&str> = Vec::with_capacity(16);
+    tokenize(&norm, &mut toks);
+    if let Some(index) = fix {
+        for t in toks.iter_mut() {
+            if let Some(c) = index.correct(lex, t) {
+                *t = c;
+            }
+        }
+    }
+    let mut a = Analysis::default();
+    let mut i = 0;
+    while i < toks.len() {
+        let t = toks[i];
+        if let Some((hits, n)) = lex.phrase_at(&toks, i) {
+            push_slot(&mut a, lex, hits, None);
+            i += n;
+            continue;
+        }
+        i += 1;
+        if is_stopword(t) || t.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Some((hits, root)) = lex.word_hits(t) {
+            push_slot(&mut a, lex, hits, Some(stem(&root).into_owned()));
+        } else if t.chars().count() >= 2 {
+            let start = a.feats.len();
+            a.feats.push(Feat {
+                key: Key::Term(stem(t).into_owned()),
+                strength: 1.0,
+            });
+            a.slots.push((start, start + 1, None));
+        }
+    }
+    a
+}
+
+fn push_slot(a: &mut Analysis, lex: &Lexicon, hits: &[Hit], term: Option<String>) {
+    let start = a.feats.len();
+    let mut social = None;
+    let mut all_social = true;
+    for h in hits {
+        let class = lex.classes[h.concept as usize];
+        if class.is_social() {
+            social = Some(class);
+        } else {
+            all_social = false;
+        }
+        a.feats.push(Feat {
+            key: Key::Concept(h.concept),
+            strength: h.strength,
+        });
+    }
+    if let Some(t) = term {
+        a.feats.push(Feat {
+            key: Key::Term(t),
+            strength: 1.0,
+        });
+    }
+    let social = if all_social { social } else { None };
+    a.slots.push((start, a.feats.len(), social));
+}
+
+fn idf(n_docs: usize, df: usize) -> f32 {
+    (1.0 + (n_docs as f32 + 1.0) / (df as f32 + 0.5)).ln()
+}
+
+impl FaqIndex {
+    /// Preprocesses a tenant's entries: analyses questions and answers, computes feature
+    /// weights from the tenant's own entries and builds the inverted index.
+    pub fn build<'a>(docs: impl IntoIterator<Item = FaqDoc<'a>>) -> Self {
+        let lex = lexicon();
+        let concepts = lex.concept_count();
+        let mut terms: HashMap<String, Fid> = HashMap::new();
+        let mut surface: Vec<String> = Vec::new();
+        // Per doc: (feature, question strength, in question) with the answer merged in.
+        let mut per_doc: Vec<Vec<(Fid, f32, bool)>> = Vec::new();
+        let mut infos = Vec::new();
+        let intern = |k: &Key, terms: &mut HashMap<String, Fid>| -> Fid {
+            match k {
+                Key::Concept(c) => *c as Fid,
+                Key::Term(t) => {
+                    let next = (concepts + terms.len()) as Fid;
+                    *terms.entry(t.clone()).or_insert(next)
+                }
+            }
+        };
+        for d in docs {
+            let mut feats: Vec<(Fid, f32, bool)> = Vec::new();
+            let mut greeting = false;
+            let mut thanks = false;
+            let q = analyze(d.question, lex, None);
+            for &(s, e, social) in &q.slots {
+                match social {
+                    Some(Class::Greeting) => greeting = true,
+                    Some(Class::Thanks) => thanks = true,
+                    _ => {}
+                }
+                for f in &q.feats[s..e] {
+                    let id = intern(&f.key, &mut terms);
+                    add_feat(&mut feats, id, f.strength, true);
+                }
+            }
+            if !d.canned {
+                // A canned reply's words ("welcome", "karibu") say nothing about what it answers.
+                let mut extra = String::from(d.answer);
+                if let Some(c) = d.category {
+                    extra.push_str(" . ");
+                    extra.push_str(c);
+                }
+                let ans = analyze(&extra, lex, None);
+                for f in &ans.feats {
+                    if let Key::Concept(c) = f.key {
+                        if lex.classes[c as usize].is_social() {
+                            continue;
+                        }
+                    }
+                    let id = intern(&f.key, &mut terms);
+                    add_feat(&mut feats, id, f.strength, false);
+                }
+                let mut norm = String::new();
+                normalize_into(d.answer, &mut norm);
+                surface.extend(norm.split(' ').filter(|w| w.len() >= 4).map(str::to_string));
+            }
+            let mut norm = String::new();
+            normalize_into(d.question, &mut norm);
+            surface.extend(norm.split(' ').filter(|w| w.len() >= 4).map(str::to_string));
+            per_doc.push(feats);
+            infos.push((d.canned, d.priority, greeting, thanks));
+        }
+        let n_docs = per_doc.len();
+        let n_feats = concepts + terms.len();
+        let mut df = vec![0usize; n_feats];
+        for feats in &per_doc {
+            for &(id, _, _) in feats {
+                df[id as usize] += 1;
+            }
+        }
+        let weights: Vec<f32> = (0..n_feats)
+            .map(|id| {
+                let base = if id < concepts {
+                    lex.classes[id].base_weight()
+                } else {
+                    TERM_BASE
+                };
+                base * idf(n_docs, df[id])
+            })
+            .collect();
+        let mut postings: Vec<Vec<Posting>> = vec![Vec::new(); n_feats];
+        let mut docs = Vec::with_capacity(n_docs);
+        for (i, feats) in per_doc.iter().enumerate() {
+            let mut q_norm = 0.0;
+            for &(id, qs, in_q) in feats {
+                let social = (id as usize) < concepts && lex.classes[id as usize].is_social();
+                if in_q && !social {
+                    q_norm += weights[id as usize] * qs;
+                }
+                postings[id as usize].push(Posting {
+                    doc: i as u32,
+                    field: if in_q { 1.0 } else { ANSWER_FACTOR },
+                    q_strength: if in_q { qs } else { 0.0 },
+                });
+            }
+            let (canned, priority, greeting, thanks) = infos[i];
+            docs.push(DocInfo {
+                canned,
+                priority,
+                q_norm,
+                greeting,
+                thanks,
+            });
+        }
+        let fuzzy = DeleteIndex::build(surface.into_iter().filter(|w| {
+            w.bytes().all(|b| b.is_ascii_alphabetic()) && !is_stopword(w) && !lex.knows(w)
+        }));
+        FaqIndex {
+            docs,
+            terms,
+            weights,
+            postings,
+            absent_idf: idf(n_docs, 0),
+            fuzzy,
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Whether the tenant has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    /// Corrects a word nobody knows to a known word one edit away. The tenant's own words
+    /// come first: in a hardware shop "sheats" is "sheets", not "seats".
+    fn correct<'s>(&'s self, lex: &'s Lexicon, t: &str) -> Option<&'s str> {
+        if t.len() < 5
+            || !t.bytes().all(|b| b.is_ascii_alphabetic())
+            || is_stopword(t)
+            || lex.knows(t)
+        {
+            return None;
+        }
+        if self.terms.contains_key(stem(t).as_ref()) {
+            return None;
+        }
+        if let Some(w) = self.fuzzy.correct(t, |a, b| stem(a) == stem(b)) {
+            return Some(w);
+        }
+        lex.fuzzy.correct(t, |a, b| lex.same_meaning(a, b))
+    }
+
+    /// Scores every entry in `0..=1` (0 = no evidence or disqualified).
+    fn score_all(&self, query: &str) -> Vec<f32> {
+        let lex = lexicon();
+        let a = analyze(query, lex, Some(self));
+        let n = self.docs.len();
+        let mut scores = vec![0.0f32; n];
+        if n == 0 {
+            return scores;
+        }
+
+        // Resolve features to tenant ids once.
+        let resolved: Vec<(Option<Fid>, f32, f32)> = a
+            .feats
+            .iter()
+            .map(|f| match &f.key {
+                Key::Concept(c) => {
+                    let w = self.weights[*c as usize];
+                    let present = !self.postings[*c as usize].is_empty();
+                    let w = if present {
+                        w
+                    } else {
+                        lex.classes[*c as usize].base_weight() * self.absent_idf
+                    };
+                    (present.then_some(*c as Fid), w, f.strength)
+                }
+                Key::Term(t) => match self.terms.get(t.as_str()) {
+                    Some(&id) => (Some(id), self.weights[id as usize], f.strength),
+                    None => (None, UNKNOWN_BASE * self.absent_idf, f.strength),
+                },
+            })
+            .collect();
+
+        let mut content_total = 0.0f32;
+        let mut has_greeting = false;
+        let mut has_thanks = false;
+        let mut qm = vec![0.0f32; n];
+        let mut dm = vec![0.0f32; n];
+        let mut tmp = vec![0.0f32; n];
+        let mut touched: Vec<u32> = Vec::with_capacity(n);
+        // Best query strength per present feature, for entry coverage.
+        let mut seen: Vec<(Fid, f32)> = Vec::with_capacity(resolved.len());
+        for &(s, e, social) in &a.slots {
+            match social {
+                Some(Class::Greeting) => {
+                    has_greeting = true;
+                    continue;
+                }
+                Some(Class::Thanks) => {
+                    has_thanks = true;
+                    continue;
+                }
+                _ => {}
+            }
+            let feats = &resolved[s..e];
+            let has_concept = a.feats[s..e]
+                .iter()
+                .any(|f| matches!(f.key, Key::Concept(_)));
+            let mut slot_w = 0.0f32;
+            for (k, &(id, w, qs)) in feats.iter().enumerate() {
+                let is_term = matches!(a.feats[s + k].key, Key::Term(_));
+                // A lexicon word's own spelling only adds weight when the tenant uses it.
+                if is_term && has_concept && id.is_none() {
+                    continue;
+                }
+                slot_w = slot_w.max(w * qs);
+                let Some(id) = id else { continue };
+                match seen.iter_mut().find(|(f, _)| *f == id) {
+                    Some((_, best)) => *best = best.max(qs),
+                    None => seen.push((id, qs)),
+                }
+                for p in &self.postings[id as usize] {
+                    let v = w * qs * p.field;
+                    let slot = &mut tmp[p.doc as usize];
+                    if *slot == 0.0 {
+                        touched.push(p.doc);
+                    }
+                    if v > *slot {
+                        *slot = v;
+                    }
+                }
+            }
+            content_total += slot_w;
+            for &d in &touched {
+                qm[d as usize] += tmp[d as usize];
+                tmp[d as usize] = 0.0;
+            }
+            touched.clear();
+        }
+        for &(id, qs) in &seen {
+            let w = self.weights[id as usize];
+            for p in &self.postings[id as usize] {
+                if p.q_strength > 0.0 {
+                    dm[p.doc as usize] += w * qs.min(p.q_strength);
+                }
+            }
+        }
+
+        let canned_ok = content_total <= CANNED_MAX_CONTENT;
+        for (i, d) in self.docs.iter().enumerate() {
+            scores[i] = if d.canned {
+                if canned_ok && ((d.greeting && has_greeting) || (d.thanks && has_thanks)) {
+                    1.0 - 0.2 * (content_total / CANNED_MAX_CONTENT)
+                } else {
+                    0.0
+                }
+            } else if content_total <= 0.0 || d.q_norm <= 0.0 {
+                0.0
+            } else {
+                let qcov = (qm[i] / content_total).min(1.0);
+                let dcov = (dm[i] / d.q_norm).min(1.0);
+                if qcov < MIN_QUERY_COVERAGE {
+                    0.0
+                } else {
+                    qcov.powf(QUERY_COVERAGE_EXPONENT) * dcov.powf(1.0 - QUERY_COVERAGE_EXPONENT)
+                }
+            };
+        }
+        scores
+    }
+
+    fn ranked(&self, scores: &[f32]) -> Vec<FaqMatch> {
+        let mut order: Vec<FaqMatch> = scores
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s > 0.0)
+            .map(|(index, &score)| FaqMatch { index, score })
+            .collect();
+        order.sort_by(|a, b| {
+            b.score
+                .partial_cmp(&a.score)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(
+                    self.docs[b.index]
+                        .priority
+                        .cmp(&self.docs[a.index].priority),
+                )
+                .then(a.index.cmp(&b.index))
+        });
+        order
+    }
+
+    /// The entry that answers `query`, only when confident enough: its score clears an
+    /// absolute threshold and leads the runner-up by a margin. `None` means "let the AI answer".
+    pub fn best_match(&self, query: &str) -> Option<FaqMatch> {
+        let scores = self.score_all(query);
+        let mut best: Option<(usize, f32)> = None;
+        let mut second = 0.0f32;
+        for (i, &s) in scores.iter().enumerate() {
+            match best {
+                Some((bi, bs))
+                    if s < bs || (s == bs && self.docs[i].priority <= self.docs[bi].priority) =>
+                {
+                    second = second.max(s);
+                }
+                Some((_, bs)) => {
+                    second = second.max(bs);
+                    best = Some((i, s));
+                }
+                None => best = Some((i, s)),
+            }
+        }
+        let (index, score) = best?;
+        (score >= THRESHOLD && score - second >= MARGIN).then_some(FaqMatch { index, score })
+    }
+
+    /// The `k` most relevant entries, best first, without the confidence threshold
+    /// (grounding for the AI). Entries with no evidence at all are left out.
+    pub fn rank(&self, query: &str, k: usize) -> Vec<FaqMatch> {
+        let scores = self.score_all(query);
+        let mut r = self.ranked(&scores);
+        r.truncate(k);
+        r
+    }
+
+    /// Human-readable account of how a query was analysed; for tuning and support.
+    pub fn explain(&self, query: &str) -> String {
+        let lex = lexicon();
+        let a = analyze(query, lex, Some(self));
+        let mut out = String::new();
+        for &(s, e, social) in &a.slots {
+            out.push('[');
+            for f in &a.feats[s..e] {
+                match &f.key {
+                    Key::Concept(c) => out.push_str(lex.names[*c as usize]),
+                    Key::Term(t) => {
+                        out.push('"');
+                        out.push_str(t);
+                        out.push('"');
+                        if !self.terms.contains_key(t) {
+                            out.push('?');
+                        }
+                    }
+                }
+                if f.strength < 1.0 {
+                    out.push_str(&format!("*{:.1}", f.strength));
+                }
+                out.push(' ');
+            }
+            if social.is_some() {
+                out.push_str("social");
+            }
+            out.push_str("] ");
+        }
+        out
+    }
+}
+
+fn add_feat(feats: &mut Vec<(Fid, f32, bool)>, id: Fid, strength: f32, in_q: bool) {
+    match feats.iter_mut().find(|f| f.0 == id) {
+        Some(f) => {
+            if in_q {
+                f.1 = if f.2 { f.1.max(strength) } else { strength };
+                f.2 = true;
+            }
+        }
+        None => feats.push((id, strength, in_q)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shop() -> Vec<FaqDoc<'static>> {
+        let faq = |question, answer| FaqDoc {
+            question,
+            answer,
+            category: None,
+            canned: false,
+            priority: 0,
+        };
+        vec![
+            FaqDoc {
+                question: "Hi",
+                answer: "Hello! Welcome to the shop.",
+                category: None,
+                canned: true,
+                priority: 0,
+            },
+            FaqDoc {
+                question: "Thank you",
+                answer: "You're welcome!",
+                category: None,
+                canned: true,
+                priority: 0,
+            },
+            faq(
+                "What are your opening hours?",
+                "Monday to Saturday, 9 AM to 6 PM. Closed on Sunday.",
+            ),
+            faq("Where are you located?", "Moi Avenue, Nairobi CBD."),
+            faq("How can I pay?", "M-Pesa till 512345, cash or card."),
+            faq(
+                "Do you deliver?",
+                "Yes, within Nairobi for KES 300 and countrywide by courier.",
+            ),
+            faq("How much is a guitar?", "Acoustic guitars from KES 8,500."),
+            faq(
+                "Do you repair instruments?",
+                "Yes, we repair guitars, keyboards and amplifiers.",
+            ),
+        ]
+    }
+
+    fn best(q: &str) -> Option<usize> {
+        FaqIndex::build(shop()).best_match(q).map(|m| m.index)
+    }
+
+    #[test]
+    fn an_exact_question_matches_its_entry() {
+        assert_eq!(best("What are your opening hours?"), Some(2));
+    }
+
+    #[test]
+    fn a_greeting_followed_by_a_question_matches_the_question() {
+        assert_eq!(best("hi, what time do you open?"), Some(2));
+    }
+
+    #[test]
+    fn a_bare_greeting_matches_the_canned_greeting() {
+        assert_eq!(best("Niaje"), Some(0));
+        assert_eq!(best("Hello there!"), Some(0));
+    }
+
+    #[test]
+    fn thanks_in_swahili_matches_the_canned_thanks() {
+        assert_eq!(best("Asante sana"), Some(1));
+    }
+
+    #[test]
+    fn swahili_and_sheng_questions_match() {
+        assert_eq!(best("Mnafungua saa ngapi?"), Some(2));
+        assert_eq!(best("mko wapi"), Some(3));
+        assert_eq!(best("naeza lipa na mpesa?"), Some(4));
+        assert_eq!(best("mnadeliver?"), Some(5));
+        assert_eq!(best("bei ya guitar ni ngapi"), Some(6));
+    }
+
+    #[test]
+    fn whatsapp_shorthand_and_typos_match() {
+        assert_eq!(best("wat tym u open"), Some(2));
+        assert_eq!(best("u deliver?"), Some(5));
+        assert_eq!(best("hw much is a gitar"), Some(6));
+        assert_eq!(best("do you repiar keyboards"), Some(7));
+    }
+
+    #[test]
+    fn a_question_no_entry_answers_gets_no_match() {
+        assert_eq!(best("Do you sell violins?"), None);
+        assert_eq!(best("What's the weather like today?"), None);
+    }
+
+    #[test]
+    fn another_businesses_question_gets_no_match() {
+        assert_eq!(best("How much are box braids?"), None);
+        assert_eq!(best("Can I book a table for four?"), None);
+    }
+
+    #[test]
+    fn an_empty_or_emoji_only_message_gets_no_match() {
+        assert_eq!(best(""), None);
+        assert_eq!(best("🙏🙏"), None);
+    }
+
+    #[test]
+    fn rank_returns_the_most_relevant_entries_first() {
+        let index = FaqIndex::build(shop());
+        let r = index.rank("how much to deliver a guitar to Kisumu", 3);
+        assert!(!r.is_empty() && r.len() <= 3);
+        assert!(r.windows(2).all(|w| w[0].score >= w[1].score));
+        assert!(r.iter().any(|m| m.index == 5));
+    }
+
+    #[test]
+    fn an_index_with_no_entries_matches_nothing() {
+        let index = FaqIndex::build(Vec::new());
+        assert!(index.is_empty());
+        assert_eq!(index.best_match("hello"), None);
+        assert!(index.rank("hello", 5).is_empty());
+    }
+
+    #[test]
+    fn the_index_can_be_shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<FaqIndex>();
+    }
+}

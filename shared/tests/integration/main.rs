@@ -1,0 +1,10 @@
+//! Integration tests against the real services: PostgreSQL (a fresh database per test),
+//! PgBouncer in transaction mode, and moto for Secrets Manager and SQS.
+//! Start them with `scripts/test-services.sh`; set DATABASE_URL (see README).
+
+mod helpers;
+mod keys;
+mod migrations;
+mod pgbouncer;
+mod rls;
+mod store;
