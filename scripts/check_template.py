@@ -150,10 +150,13 @@ class Template:
         """A literal number, or a Ref to a parameter's Default; None if neither."""
         if isinstance(value, dict) and set(value) == {"Ref"}:
             value = (self.params.get(value["Ref"]) or {}).get("Default")
+        if isinstance(value, bool):
+            return None
         try:
-            return float(value)
+            n = float(value)
         except (TypeError, ValueError):
             return None
+        return int(n) if n.is_integer() else n
 
     def refers_to(self, value, logical_id: str) -> bool:
         """True if `value` is !Ref X or !GetAtt X.* for logical id X."""

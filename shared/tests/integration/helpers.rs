@@ -93,16 +93,19 @@ pub async fn seed_two_tenants(store: &Store, keys: &KeyProvider) -> Seeded {
             .await
             .unwrap();
         store.import_entries(t.id, &[entry(q, "Yes")]).await.unwrap();
+        let mut tx = store.pool().begin().await.unwrap();
         sqlx::query(
             "insert into public.conversations (brand_id, bot_tenant_id, direction, message_text, wa_message_id, status)
              values ($1, $2, 'incoming', 'hello', $3, 'received')",
         )
+        .persistent(false)
         .bind(t.brand_id)
         .bind(t.id)
         .bind(format!("wamid.seed.{}", t.id))
-        .execute(store.pool())
+        .execute(&mut *tx)
         .await
         .unwrap();
+        tx.commit().await.unwrap();
     }
     Seeded { a, b }
 }

@@ -50,5 +50,7 @@ async fn release_server_connections(store: Store, db: &str) {
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(secrecy::ExposeSecret::expose_secret(&admin))
         .await
         .unwrap();
+    // KILL drops the server connections and pauses the database; RESUME lets a later run in.
     sqlx::raw_sql(&format!("KILL {db}")).execute(&mut conn).await.unwrap();
+    sqlx::raw_sql(&format!("RESUME {db}")).execute(&mut conn).await.unwrap();
 }
