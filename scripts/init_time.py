@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -117,7 +118,10 @@ def measure_once(binary: Path, memory: int, extra: dict[str, str], inherit: bool
     with tempfile.TemporaryFile() as out:
         env = lambda_env(api.port, binary.name, memory, extra, inherit)
         start = time.perf_counter()
-        proc = subprocess.Popen([str(binary)], env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(binary)], env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so a wrapper's children die with it
+        )
         try:
             deadline = start + timeout
             while not api.arrived.is_set():
@@ -136,8 +140,10 @@ def measure_once(binary: Path, memory: int, extra: dict[str, str], inherit: bool
                 return None, f"exited with status {proc.returncode} before asking for an event: {tail}"
             return None, f"did not ask for an event within {timeout:g} s"
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             proc.wait()
             api.close()
 

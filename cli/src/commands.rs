@@ -37,11 +37,20 @@ impl Ctx {
     }
 
     async fn keys(&self) -> KeyProvider {
-        KeyProvider::from_settings(&self.settings.key_provider, None, self.settings.tenant_cache_ttl).await
+        KeyProvider::from_settings(
+            &self.settings.key_provider,
+            None,
+            self.settings.tenant_cache_ttl,
+        )
+        .await
     }
 }
 
-fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
+fn print<T: Serialize>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {
@@ -99,7 +108,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 )
                 .await?;
             let out = serde_json::json!({"id": id, "tenant_id": tenant, "name": args.name, "default": args.default});
-            print(args.json, &out, |_| format!("template `{}` saved for tenant {tenant}", args.name))
+            print(args.json, &out, |_| {
+                format!("template `{}` saved for tenant {tenant}", args.name)
+            })
         }
         Command::Faq(FaqCommand::Import(args)) => {
             // Parse the whole file before touching the database: a bad row imports nothing.
@@ -108,7 +119,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let tenant = ctx.store.find_tenant(&args.tenant).await?;
             let outcome = ctx.store.import_entries(tenant, &entries).await?;
             print(args.json, &outcome, |o| {
-                format!("imported {} entries for tenant {tenant} ({} new, {} updated)", o.inserted + o.updated, o.inserted, o.updated)
+                format!(
+                    "imported {} entries for tenant {tenant} ({} new, {} updated)",
+                    o.inserted + o.updated,
+                    o.inserted,
+                    o.updated
+                )
             })
         }
         Command::Faq(FaqCommand::List(args)) => {
@@ -136,11 +152,17 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 fn read_prompt(path: &std::path::Path) -> anyhow::Result<String> {
     let text = if path == std::path::Path::new("-") {
         let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading the prompt from stdin")?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("reading the prompt from stdin")?;
         s
     } else {
-        std::fs::read_to_string(path)
-            .map_err(|e| anyhow!("cannot read the prompt file {}: {}", path.display(), e.kind()))?
+        std::fs::read_to_string(path).map_err(|e| {
+            anyhow!(
+                "cannot read the prompt file {}: {}",
+                path.display(),
+                e.kind()
+            )
+        })?
     };
     let text = text.trim().to_owned();
     if text.is_empty() {
@@ -155,7 +177,8 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             let new = NewTenant {
                 client_name: a.name.trim().to_owned(),
                 client_phone: PhoneNumber::parse(&a.client_phone).context("--client-phone")?,
-                phone_number_id: PhoneNumberId::parse(&a.phone_number_id).context("--phone-number-id")?,
+                phone_number_id: PhoneNumberId::parse(&a.phone_number_id)
+                    .context("--phone-number-id")?,
                 contact_name: a.contact_name,
                 brand_id: a
                     .brand_id
@@ -171,7 +194,9 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
                     .map(|p| PhoneNumber::parse(p).context("--escalation-phone"))
                     .transpose()?,
                 max_messages_per_hour: match a.max_messages_per_hour {
-                    Some(n) if n <= 0 => anyhow::bail!("--max-messages-per-hour must be at least 1"),
+                    Some(n) if n <= 0 => {
+                        anyhow::bail!("--max-messages-per-hour must be at least 1")
+                    }
                     other => other,
                 },
             };
@@ -192,7 +217,10 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             let ctx = Ctx::open().await?;
             let tenants = ctx.store.list_tenants().await?;
             print(f.json, &tenants, |ts| {
-                let mut s = format!("{:<36}  {:<18}  {:<6}  {:>7}  {}\n", "id", "phone_number_id", "active", "entries", "name");
+                let mut s = format!(
+                    "{:<36}  {:<18}  {:<6}  {:>7}  {}\n",
+                    "id", "phone_number_id", "active", "entries", "name"
+                );
                 for t in ts {
                     s.push_str(&format!(
                         "{:<36}  {:<18}  {:<6}  {:>7}  {}\n",
@@ -220,23 +248,38 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             let id = ctx.store.find_tenant(&r.tenant).await?;
             let version = ctx.store.rotate_tenant_key(&keys, id, r.retire_old).await?;
             let out = serde_json::json!({"tenant_id": id, "key_version": version, "old_versions_retired": r.retire_old});
-            print(r.json, &out, |_| format!("tenant {id}: secrets re-encrypted under key version {version}"))
+            print(r.json, &out, |_| {
+                format!("tenant {id}: secrets re-encrypted under key version {version}")
+            })
         }
         TenantCommand::SetSecret(s) => {
             let updates = [
-                (SecretColumn::WhatsappAccessToken, read_optional(&s.whatsapp_token_file, "WhatsApp token")?),
-                (SecretColumn::AiApiKey, read_optional(&s.ai_key_file, "AI key")?),
-                (SecretColumn::MetaAppSecret, read_optional(&s.app_secret_file, "Meta app secret")?),
+                (
+                    SecretColumn::WhatsappAccessToken,
+                    read_optional(&s.whatsapp_token_file, "WhatsApp token")?,
+                ),
+                (
+                    SecretColumn::AiApiKey,
+                    read_optional(&s.ai_key_file, "AI key")?,
+                ),
+                (
+                    SecretColumn::MetaAppSecret,
+                    read_optional(&s.app_secret_file, "Meta app secret")?,
+                ),
             ];
             if updates.iter().all(|(_, v)| v.is_none()) {
-                anyhow::bail!("give at least one of --whatsapp-token-file, --ai-key-file, --app-secret-file");
+                anyhow::bail!(
+                    "give at least one of --whatsapp-token-file, --ai-key-file, --app-secret-file"
+                );
             }
             let ctx = Ctx::open().await?;
             let keys = ctx.keys().await;
             let id = ctx.store.find_tenant(&s.tenant).await?;
             for (column, value) in updates {
                 if let Some(value) = value {
-                    ctx.store.set_tenant_secret(&keys, id, column, &value).await?;
+                    ctx.store
+                        .set_tenant_secret(&keys, id, column, &value)
+                        .await?;
                     println!("tenant {id}: {} replaced", column.as_str());
                 }
             }
@@ -271,5 +314,10 @@ async fn set_active(r: crate::TenantRef, active: bool) -> anyhow::Result<()> {
     let id = ctx.store.find_tenant(&r.tenant).await?;
     ctx.store.set_tenant_active(id, active).await?;
     let out = serde_json::json!({"tenant_id": id, "is_active": active});
-    print(r.json, &out, |_| format!("tenant {id} {}", if active { "enabled" } else { "disabled" }))
+    print(r.json, &out, |_| {
+        format!(
+            "tenant {id} {}",
+            if active { "enabled" } else { "disabled" }
+        )
+    })
 }

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "alphadome", version, about = "Operate the Alphadome WhatsApp assistant platform")]
+#[command(
+    name = "alphadome",
+    version,
+    about = "Operate the Alphadome WhatsApp assistant platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -37,7 +37,10 @@ pub enum ConfigError {
     #[error("{0} is not set")]
     Missing(&'static str),
     #[error("{name} is invalid: {reason}")]
-    Invalid { name: &'static str, reason: &'static str },
+    Invalid {
+        name: &'static str,
+        reason: &'static str,
+    },
 }
 
 /// Where tenants' data keys live.
@@ -100,23 +103,36 @@ impl Settings {
 
     /// Reads settings through `get`, so tests need not touch the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let in_lambda = get("AWS_LAMBDA_FUNCTION_NAME").is_some();
         let key_provider = match get(KEY_PROVIDER).as_deref() {
             Some("aws") => KeyProviderSetting::Aws {
-                prefix: get(TENANT_KEY_SECRET_PREFIX).unwrap_or_else(|| DEFAULT_TENANT_KEY_SECRET_PREFIX.into()),
+                prefix: get(TENANT_KEY_SECRET_PREFIX)
+                    .unwrap_or_else(|| DEFAULT_TENANT_KEY_SECRET_PREFIX.into()),
             },
             Some("local") => KeyProviderSetting::Local {
-                dir: get(LOCAL_KEY_DIR).unwrap_or_else(|| DEFAULT_LOCAL_KEY_DIR.into()).into(),
+                dir: get(LOCAL_KEY_DIR)
+                    .unwrap_or_else(|| DEFAULT_LOCAL_KEY_DIR.into())
+                    .into(),
             },
             None if in_lambda => KeyProviderSetting::Aws {
-                prefix: get(TENANT_KEY_SECRET_PREFIX).unwrap_or_else(|| DEFAULT_TENANT_KEY_SECRET_PREFIX.into()),
+                prefix: get(TENANT_KEY_SECRET_PREFIX)
+                    .unwrap_or_else(|| DEFAULT_TENANT_KEY_SECRET_PREFIX.into()),
             },
             None => KeyProviderSetting::Local {
-                dir: get(LOCAL_KEY_DIR).unwrap_or_else(|| DEFAULT_LOCAL_KEY_DIR.into()).into(),
+                dir: get(LOCAL_KEY_DIR)
+                    .unwrap_or_else(|| DEFAULT_LOCAL_KEY_DIR.into())
+                    .into(),
             },
             Some(_) => {
-                return Err(ConfigError::Invalid { name: KEY_PROVIDER, reason: "must be `aws` or `local`" })
+                return Err(ConfigError::Invalid {
+                    name: KEY_PROVIDER,
+                    reason: "must be `aws` or `local`",
+                })
             }
         };
         let legacy = match (get(LEGACY_PHONE_NUMBER_ID), get(DEFAULT_BRAND_ID)) {
@@ -125,9 +141,10 @@ impl Settings {
                     name: LEGACY_PHONE_NUMBER_ID,
                     reason: "must be Meta's numeric phone number id",
                 })?,
-                brand_id: brand
-                    .parse()
-                    .map_err(|_| ConfigError::Invalid { name: DEFAULT_BRAND_ID, reason: "must be a UUID" })?,
+                brand_id: brand.parse().map_err(|_| ConfigError::Invalid {
+                    name: DEFAULT_BRAND_ID,
+                    reason: "must be a UUID",
+                })?,
             }),
             (Some(_), None) => return Err(ConfigError::Missing(DEFAULT_BRAND_ID)),
             _ => None,
@@ -144,7 +161,10 @@ impl Settings {
             if v.starts_with("http://") || v.starts_with("https://") {
                 Ok(v.trim_end_matches('/').to_owned())
             } else {
-                Err(ConfigError::Invalid { name, reason: "must be an http(s) URL" })
+                Err(ConfigError::Invalid {
+                    name,
+                    reason: "must be an http(s) URL",
+                })
             }
         };
         Ok(Settings {
@@ -173,7 +193,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -182,7 +205,12 @@ mod tests {
         let s = settings(&[]).unwrap();
         assert_eq!(s.whatsapp_api_base_url, "https://graph.facebook.com/v25.0");
         assert_eq!(s.openai_model, "gpt-4o-mini");
-        assert_eq!(s.key_provider, KeyProviderSetting::Local { dir: ".alphadome/keys".into() });
+        assert_eq!(
+            s.key_provider,
+            KeyProviderSetting::Local {
+                dir: ".alphadome/keys".into()
+            }
+        );
     }
 
     #[test]

@@ -100,7 +100,11 @@ impl KeyRing {
     pub fn generate(tenant_id: TenantId) -> Self {
         let mut keys = BTreeMap::new();
         keys.insert(1, DataKey::generate());
-        Self { tenant_id, current: 1, keys }
+        Self {
+            tenant_id,
+            current: 1,
+            keys,
+        }
     }
 
     pub fn from_parts(
@@ -111,7 +115,11 @@ impl KeyRing {
         if !keys.contains_key(&current) {
             return Err(CryptoError::UnknownKeyVersion(current));
         }
-        Ok(Self { tenant_id, current, keys })
+        Ok(Self {
+            tenant_id,
+            current,
+            keys,
+        })
     }
 
     pub fn versions(&self) -> impl Iterator<Item = (u32, &DataKey)> {
@@ -162,9 +170,16 @@ impl KeyRing {
     }
 
     /// Opens an envelope sealed for this tenant and column.
-    pub fn decrypt(&self, column: SecretColumn, envelope: &str) -> Result<SecretString, CryptoError> {
+    pub fn decrypt(
+        &self,
+        column: SecretColumn,
+        envelope: &str,
+    ) -> Result<SecretString, CryptoError> {
         let (version, bytes) = parse_envelope(envelope)?;
-        let key = self.keys.get(&version).ok_or(CryptoError::UnknownKeyVersion(version))?;
+        let key = self
+            .keys
+            .get(&version)
+            .ok_or(CryptoError::UnknownKeyVersion(version))?;
         if bytes.len() < NONCE_LEN + 16 {
             return Err(CryptoError::Malformed);
         }
@@ -172,7 +187,13 @@ impl KeyRing {
         let aad = self.aad(column);
         let plain = key
             .cipher()
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: aad.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Decrypt)?;
         let text = String::from_utf8(plain).map_err(|_| CryptoError::Decrypt)?;
         Ok(SecretString::from(text))
@@ -206,7 +227,9 @@ mod tests {
         let env = ring.encrypt(SecretColumn::WhatsappAccessToken, &secret("EAAG-token"));
         assert!(env.starts_with("v1."));
         assert!(!env.contains("EAAG"));
-        let back = ring.decrypt(SecretColumn::WhatsappAccessToken, &env).unwrap();
+        let back = ring
+            .decrypt(SecretColumn::WhatsappAccessToken, &env)
+            .unwrap();
         assert_eq!(back.expose_secret(), "EAAG-token");
     }
 
@@ -216,14 +239,21 @@ mod tests {
         let env = a.encrypt(SecretColumn::WhatsappAccessToken, &secret("token-a"));
         // Same key material, other tenant: only the associated data differs.
         let b = KeyRing::from_parts(TenantId::new(), 1, a.keys.clone()).unwrap();
-        assert_eq!(b.decrypt(SecretColumn::WhatsappAccessToken, &env).unwrap_err(), CryptoError::Decrypt);
+        assert_eq!(
+            b.decrypt(SecretColumn::WhatsappAccessToken, &env)
+                .unwrap_err(),
+            CryptoError::Decrypt
+        );
     }
 
     #[test]
     fn a_ciphertext_moved_to_another_column_does_not_open() {
         let a = KeyRing::generate(TenantId::new());
         let env = a.encrypt(SecretColumn::WhatsappAccessToken, &secret("token-a"));
-        assert_eq!(a.decrypt(SecretColumn::AiApiKey, &env).unwrap_err(), CryptoError::Decrypt);
+        assert_eq!(
+            a.decrypt(SecretColumn::AiApiKey, &env).unwrap_err(),
+            CryptoError::Decrypt
+        );
     }
 
     #[test]
@@ -234,7 +264,10 @@ mod tests {
         for i in [0, NONCE_LEN, bytes.len() - 1] {
             bytes[i] ^= 0x01;
             let tampered = format!("v1.{}", B64.encode(&bytes));
-            assert_eq!(a.decrypt(SecretColumn::AiApiKey, &tampered).unwrap_err(), CryptoError::Decrypt);
+            assert_eq!(
+                a.decrypt(SecretColumn::AiApiKey, &tampered).unwrap_err(),
+                CryptoError::Decrypt
+            );
             bytes[i] ^= 0x01;
         }
     }
@@ -254,16 +287,31 @@ mod tests {
         assert_eq!(a.rotate(), 2);
         let new = a.encrypt(SecretColumn::AiApiKey, &secret("new"));
         assert_eq!(envelope_version(&new).unwrap(), 2);
-        assert_eq!(a.decrypt(SecretColumn::AiApiKey, &old).unwrap().expose_secret(), "old");
+        assert_eq!(
+            a.decrypt(SecretColumn::AiApiKey, &old)
+                .unwrap()
+                .expose_secret(),
+            "old"
+        );
         a.retire_old_versions();
-        assert_eq!(a.decrypt(SecretColumn::AiApiKey, &old).unwrap_err(), CryptoError::UnknownKeyVersion(1));
-        assert_eq!(a.decrypt(SecretColumn::AiApiKey, &new).unwrap().expose_secret(), "new");
+        assert_eq!(
+            a.decrypt(SecretColumn::AiApiKey, &old).unwrap_err(),
+            CryptoError::UnknownKeyVersion(1)
+        );
+        assert_eq!(
+            a.decrypt(SecretColumn::AiApiKey, &new)
+                .unwrap()
+                .expose_secret(),
+            "new"
+        );
     }
 
     #[test]
     fn garbage_envelopes_are_malformed_not_panics() {
         let a = KeyRing::generate(TenantId::new());
-        for bad in ["", "v", "v1", "v1.", "vx.AAAA", "1.AAAA", "v1.!!!!", "v1.AAAA"] {
+        for bad in [
+            "", "v", "v1", "v1.", "vx.AAAA", "1.AAAA", "v1.!!!!", "v1.AAAA",
+        ] {
             assert!(a.decrypt(SecretColumn::AiApiKey, bad).is_err(), "{bad}");
         }
     }

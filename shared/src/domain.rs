@@ -247,7 +247,10 @@ mod tests {
 
     #[test]
     fn a_kenyan_number_with_plus_and_spaces_is_normalised_to_digits() {
-        assert_eq!(PhoneNumber::parse("+254 702 245-555").unwrap().as_str(), "254702245555");
+        assert_eq!(
+            PhoneNumber::parse("+254 702 245-555").unwrap().as_str(),
+            "254702245555"
+        );
     }
 
     #[test]

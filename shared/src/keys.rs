@@ -32,11 +32,14 @@ fn ring_to_json(ring: &KeyRing) -> String {
 
 fn ring_from_json(tenant_id: TenantId, json: &str) -> anyhow::Result<KeyRing> {
     // The error never quotes the JSON: it holds key material.
-    let stored: StoredRing =
-        serde_json::from_str(json).map_err(|_| anyhow!("data key document is not valid JSON of the expected shape"))?;
+    let stored: StoredRing = serde_json::from_str(json)
+        .map_err(|_| anyhow!("data key document is not valid JSON of the expected shape"))?;
     let mut keys = BTreeMap::new();
     for (v, k) in stored.keys {
-        keys.insert(v, DataKey::from_base64(&k).with_context(|| format!("data key version {v}"))?);
+        keys.insert(
+            v,
+            DataKey::from_base64(&k).with_context(|| format!("data key version {v}"))?,
+        );
     }
     Ok(KeyRing::from_parts(tenant_id, stored.current, keys)?)
 }
@@ -45,7 +48,10 @@ fn ring_from_json(tenant_id: TenantId, json: &str) -> anyhow::Result<KeyRing> {
 #[derive(Clone)]
 pub enum KeyBackend {
     /// One Secrets Manager secret per tenant, named `<prefix><tenant id>`.
-    SecretsManager { client: SecretsClient, prefix: String },
+    SecretsManager {
+        client: SecretsClient,
+        prefix: String,
+    },
     /// One file per tenant, `<dir>/<tenant id>.json`, readable by the owner only.
     LocalDir(PathBuf),
 }
@@ -65,11 +71,16 @@ impl KeyBackend {
                 match client.get_secret_value().secret_id(&name).send().await {
                     Ok(out) => Ok(out.secret_string().map(str::to_owned)),
                     Err(err) => {
-                        if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) {
+                        if err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_resource_not_found_exception())
+                        {
                             Ok(None)
                         } else {
-                            Err(anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(err)))
-                                .context("reading the tenant's data key from Secrets Manager")
+                            Err(anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(
+                                err
+                            )))
+                            .context("reading the tenant's data key from Secrets Manager")
                         }
                     }
                 }
@@ -89,10 +100,19 @@ impl KeyBackend {
         match self {
             Self::SecretsManager { client, prefix } => {
                 let name = format!("{prefix}{tenant_id}");
-                let put = client.put_secret_value().secret_id(&name).secret_string(&json).send().await;
+                let put = client
+                    .put_secret_value()
+                    .secret_id(&name)
+                    .secret_string(&json)
+                    .send()
+                    .await;
                 match put {
                     Ok(_) => Ok(()),
-                    Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                    Err(err)
+                        if err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                    {
                         client
                             .create_secret()
                             .name(&name)
@@ -100,12 +120,16 @@ impl KeyBackend {
                             .secret_string(json)
                             .send()
                             .await
-                            .map_err(|e| anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(e)))
+                            .map_err(|e| {
+                                anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(e))
+                            })
                             .context("creating the tenant's data key secret")?;
                         Ok(())
                     }
-                    Err(err) => Err(anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(err)))
-                        .context("writing the tenant's data key to Secrets Manager"),
+                    Err(err) => Err(anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(
+                        err
+                    )))
+                    .context("writing the tenant's data key to Secrets Manager"),
                 }
             }
             Self::LocalDir(dir) => {
@@ -137,7 +161,10 @@ async fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<(
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts.open(path).await.with_context(|| format!("opening {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .await
+        .with_context(|| format!("opening {}", path.display()))?;
     f.write_all(bytes).await?;
     f.sync_all().await?;
     Ok(())
@@ -154,7 +181,10 @@ impl KeyProvider {
     pub fn new(backend: KeyBackend, ttl: Duration) -> Self {
         Self {
             backend,
-            cache: Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
+            cache: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ttl)
+                .build(),
         }
     }
 
@@ -178,7 +208,11 @@ impl KeyProvider {
     }
 
     /// The tenant's key ring, guaranteed to know `version` if the backend does.
-    pub async fn ring_with_version(&self, tenant_id: TenantId, version: u32) -> anyhow::Result<Arc<KeyRing>> {
+    pub async fn ring_with_version(
+        &self,
+        tenant_id: TenantId,
+        version: u32,
+    ) -> anyhow::Result<Arc<KeyRing>> {
         let ring = self.ring(tenant_id).await?;
         if ring.has_version(version) {
             return Ok(ring);
@@ -188,7 +222,9 @@ impl KeyProvider {
         if ring.has_version(version) {
             Ok(ring)
         } else {
-            Err(anyhow!("tenant {tenant_id} has no data key of version {version}"))
+            Err(anyhow!(
+                "tenant {tenant_id} has no data key of version {version}"
+            ))
         }
     }
 
@@ -202,8 +238,12 @@ impl KeyProvider {
 
     /// Stores a ring (creating the secret or file if needed) and refreshes the cache.
     pub async fn save(&self, ring: &KeyRing) -> anyhow::Result<()> {
-        self.backend.write(ring.tenant_id, ring_to_json(ring)).await?;
-        self.cache.insert(ring.tenant_id, Arc::new(ring.clone())).await;
+        self.backend
+            .write(ring.tenant_id, ring_to_json(ring))
+            .await?;
+        self.cache
+            .insert(ring.tenant_id, Arc::new(ring.clone()))
+            .await;
         Ok(())
     }
 
@@ -231,7 +271,10 @@ impl KeyProvider {
                     Some(sdk) => SecretsClient::new(sdk),
                     None => SecretsClient::new(&crate::aws::load_sdk_config().await),
                 };
-                KeyBackend::SecretsManager { client, prefix: prefix.clone() }
+                KeyBackend::SecretsManager {
+                    client,
+                    prefix: prefix.clone(),
+                }
             }
             crate::config::KeyProviderSetting::Local { dir } => KeyBackend::LocalDir(dir.clone()),
         };

@@ -45,10 +45,14 @@ fn entry_from_raw(raw: RawEntry, line: u64) -> Result<NewEntry, KnowledgeFileErr
         return Err(row("answer is empty".into()));
     }
     if question.chars().count() > MAX_QUESTION {
-        return Err(row(format!("question is longer than {MAX_QUESTION} characters")));
+        return Err(row(format!(
+            "question is longer than {MAX_QUESTION} characters"
+        )));
     }
     if answer.chars().count() > MAX_ANSWER {
-        return Err(row(format!("answer is longer than {MAX_ANSWER} characters (WhatsApp's limit)")));
+        return Err(row(format!(
+            "answer is longer than {MAX_ANSWER} characters (WhatsApp's limit)"
+        )));
     }
     let priority = match raw.priority {
         None | Some(serde_json::Value::Null) => 0,
@@ -57,45 +61,74 @@ fn entry_from_raw(raw: RawEntry, line: u64) -> Result<NewEntry, KnowledgeFileErr
             .and_then(|n| i32::try_from(n).ok())
             .ok_or_else(|| row("priority must be a whole number".into()))?,
         Some(serde_json::Value::String(s)) if s.trim().is_empty() => 0,
-        Some(serde_json::Value::String(s)) => {
-            s.trim().parse().map_err(|_| row("priority must be a whole number".into()))?
-        }
+        Some(serde_json::Value::String(s)) => s
+            .trim()
+            .parse()
+            .map_err(|_| row("priority must be a whole number".into()))?,
         Some(_) => return Err(row("priority must be a whole number".into())),
     };
-    let data_type = DataType::parse(raw.data_type.as_deref().unwrap_or("faq")).map_err(|e| row(e.to_string()))?;
-    let category = raw.category.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
-    Ok(NewEntry { question, answer, category, priority, data_type })
+    let data_type = DataType::parse(raw.data_type.as_deref().unwrap_or("faq"))
+        .map_err(|e| row(e.to_string()))?;
+    let category = raw
+        .category
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    Ok(NewEntry {
+        question,
+        answer,
+        category,
+        priority,
+        data_type,
+    })
 }
 
 /// Parses CSV text.
 pub fn parse_csv(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let headers = reader
         .headers()
-        .map_err(|e| KnowledgeFileError::Row { line: 1, reason: format!("unreadable header: {e}") })?
+        .map_err(|e| KnowledgeFileError::Row {
+            line: 1,
+            reason: format!("unreadable header: {e}"),
+        })?
         .clone();
     let known = ["question", "answer", "category", "priority", "data_type"];
     for h in headers.iter() {
         if !known.contains(&h) {
             return Err(KnowledgeFileError::Row {
                 line: 1,
-                reason: format!("unknown column `{h}` (expected question,answer,category,priority,data_type)"),
+                reason: format!(
+                    "unknown column `{h}` (expected question,answer,category,priority,data_type)"
+                ),
             });
         }
     }
     for required in ["question", "answer"] {
         if !headers.iter().any(|h| h == required) {
-            return Err(KnowledgeFileError::Row { line: 1, reason: format!("missing column `{required}`") });
+            return Err(KnowledgeFileError::Row {
+                line: 1,
+                reason: format!("missing column `{required}`"),
+            });
         }
     }
     let col = |name: &str| headers.iter().position(|h| h == name);
-    let (qi, ai, ci, pi, di) = (col("question"), col("answer"), col("category"), col("priority"), col("data_type"));
+    let (qi, ai, ci, pi, di) = (
+        col("question"),
+        col("answer"),
+        col("category"),
+        col("priority"),
+        col("data_type"),
+    );
     let mut out = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| KnowledgeFileError::Row {
             line: e.position().map(|p| p.line()).unwrap_or(0),
             reason: match e.kind() {
-                csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => {
                     format!("expected {expected_len} fields, found {len}")
                 }
                 _ => "unreadable row (check quoting)".to_owned(),
@@ -120,8 +153,11 @@ pub fn parse_csv(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
 pub fn parse_json(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
-        let values: Vec<serde_json::Value> = serde_json::from_str(text)
-            .map_err(|e| KnowledgeFileError::Row { line: e.line() as u64, reason: format!("invalid JSON: {}", e.classify_name()) })?;
+        let values: Vec<serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| KnowledgeFileError::Row {
+                line: e.line() as u64,
+                reason: format!("invalid JSON: {}", e.classify_name()),
+            })?;
         // Line numbers of array elements are not kept by serde; report the element's position.
         let mut out = Vec::new();
         for (i, v) in values.into_iter().enumerate() {
@@ -141,8 +177,10 @@ pub fn parse_json(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
             if l.trim().is_empty() {
                 continue;
             }
-            let raw: RawEntry = serde_json::from_str(l)
-                .map_err(|e| KnowledgeFileError::Row { line, reason: format!("invalid JSON object: {e}") })?;
+            let raw: RawEntry = serde_json::from_str(l).map_err(|e| KnowledgeFileError::Row {
+                line,
+                reason: format!("invalid JSON object: {e}"),
+            })?;
             out.push(entry_from_raw(raw, line)?);
             lines.push(line);
         }
@@ -153,12 +191,22 @@ pub fn parse_json(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
 
 /// Reads and parses a file, by its extension.
 pub fn read_knowledge_file(path: &Path) -> Result<Vec<NewEntry>, KnowledgeFileError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| KnowledgeFileError::File(format!("cannot read {}: {}", path.display(), e.kind())))?;
-    let entries = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        KnowledgeFileError::File(format!("cannot read {}: {}", path.display(), e.kind()))
+    })?;
+    let entries = match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("csv") => parse_csv(&text)?,
         Some("json") | Some("jsonl") | Some("ndjson") => parse_json(&text)?,
-        _ => return Err(KnowledgeFileError::File("the file must end in .csv, .json or .jsonl".into())),
+        _ => {
+            return Err(KnowledgeFileError::File(
+                "the file must end in .csv, .json or .jsonl".into(),
+            ))
+        }
     };
     if entries.is_empty() {
         return Err(KnowledgeFileError::File("the file has no entries".into()));
@@ -181,7 +229,10 @@ impl ClassifyName for serde_json::Error {
     }
 }
 
-fn check_duplicates(entries: &[NewEntry], line_of: impl Fn(usize) -> u64) -> Result<(), KnowledgeFileError> {
+fn check_duplicates(
+    entries: &[NewEntry],
+    line_of: impl Fn(usize) -> u64,
+) -> Result<(), KnowledgeFileError> {
     let mut seen = HashSet::new();
     for (i, e) in entries.iter().enumerate() {
         if !seen.insert((e.data_type.as_str(), e.question.as_str())) {
@@ -216,12 +267,21 @@ mod tests {
         let csv = "question,answer,category,priority,data_type\nA?,B,c,1,faq\nC?,D,e,high,faq\n";
         assert_eq!(
             parse_csv(csv).unwrap_err(),
-            KnowledgeFileError::Row { line: 3, reason: "priority must be a whole number".into() }
+            KnowledgeFileError::Row {
+                line: 3,
+                reason: "priority must be a whole number".into()
+            }
         );
         let csv = "question,answer,category,priority,data_type\nA?,B,c,1,faq\n,D,e,1,faq\n";
-        assert!(matches!(parse_csv(csv).unwrap_err(), KnowledgeFileError::Row { line: 3, .. }));
+        assert!(matches!(
+            parse_csv(csv).unwrap_err(),
+            KnowledgeFileError::Row { line: 3, .. }
+        ));
         let csv = "question,answer,category,priority,data_type\nA?,B,c,1\n";
-        assert!(matches!(parse_csv(csv).unwrap_err(), KnowledgeFileError::Row { line: 2, .. }));
+        assert!(matches!(
+            parse_csv(csv).unwrap_err(),
+            KnowledgeFileError::Row { line: 2, .. }
+        ));
     }
 
     #[test]
@@ -235,13 +295,17 @@ mod tests {
         let text = "{\"question\":\"A?\",\"answer\":\"B\"}\n\n{\"question\":\"C?\"}\n";
         assert_eq!(
             parse_json(text).unwrap_err(),
-            KnowledgeFileError::Row { line: 3, reason: "answer is empty".into() }
+            KnowledgeFileError::Row {
+                line: 3,
+                reason: "answer is empty".into()
+            }
         );
     }
 
     #[test]
     fn a_json_array_with_numbers_parses() {
-        let text = r#"[{"question":"A?","answer":"B","priority":5,"data_type":"canned","category":"x"}]"#;
+        let text =
+            r#"[{"question":"A?","answer":"B","priority":5,"data_type":"canned","category":"x"}]"#;
         let e = parse_json(text).unwrap();
         assert_eq!(e[0].priority, 5);
         assert!(e[0].data_type.is_canned());
@@ -250,6 +314,9 @@ mod tests {
     #[test]
     fn a_question_twice_in_one_file_is_refused() {
         let csv = "question,answer\nA?,B\nA?,C\n";
-        assert!(matches!(parse_csv(csv).unwrap_err(), KnowledgeFileError::Row { line: 3, .. }));
+        assert!(matches!(
+            parse_csv(csv).unwrap_err(),
+            KnowledgeFileError::Row { line: 3, .. }
+        ));
     }
 }

@@ -7,8 +7,8 @@ use secrecy::SecretString;
 
 use crate::config::ConfigError;
 use crate::domain::{BrandId, PhoneNumber, PhoneNumberId};
-use crate::store::{NewTenant, Store, StoreError, TenantSummary};
 use crate::keys::KeyProvider;
+use crate::store::{NewTenant, Store, StoreError, TenantSummary};
 
 /// The old deployment's environment names.
 pub const WHATSAPP_TOKEN: &str = "WHATSAPP_TOKEN";
@@ -25,20 +25,29 @@ pub struct LegacyConfig {
 
 impl LegacyConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let whatsapp_token = get(WHATSAPP_TOKEN).ok_or(ConfigError::Missing(WHATSAPP_TOKEN))?;
-        let phone_number_id = get(WHATSAPP_PHONE_NUMBER_ID).ok_or(ConfigError::Missing(WHATSAPP_PHONE_NUMBER_ID))?;
-        let brand = get(crate::config::DEFAULT_BRAND_ID).ok_or(ConfigError::Missing(crate::config::DEFAULT_BRAND_ID))?;
+        let phone_number_id =
+            get(WHATSAPP_PHONE_NUMBER_ID).ok_or(ConfigError::Missing(WHATSAPP_PHONE_NUMBER_ID))?;
+        let brand = get(crate::config::DEFAULT_BRAND_ID)
+            .ok_or(ConfigError::Missing(crate::config::DEFAULT_BRAND_ID))?;
         Ok(Self {
             whatsapp_token: SecretString::from(whatsapp_token),
-            phone_number_id: PhoneNumberId::parse(&phone_number_id).map_err(|_| ConfigError::Invalid {
-                name: WHATSAPP_PHONE_NUMBER_ID,
-                reason: "must be Meta's numeric phone number id",
+            phone_number_id: PhoneNumberId::parse(&phone_number_id).map_err(|_| {
+                ConfigError::Invalid {
+                    name: WHATSAPP_PHONE_NUMBER_ID,
+                    reason: "must be Meta's numeric phone number id",
+                }
             })?,
             openai_api_key: get(crate::config::OPENAI_API_KEY).map(SecretString::from),
-            brand_id: brand
-                .parse()
-                .map_err(|_| ConfigError::Invalid { name: crate::config::DEFAULT_BRAND_ID, reason: "must be a UUID" })?,
+            brand_id: brand.parse().map_err(|_| ConfigError::Invalid {
+                name: crate::config::DEFAULT_BRAND_ID,
+                reason: "must be a UUID",
+            })?,
         })
     }
 }
@@ -91,5 +100,8 @@ pub async fn import_legacy_tenant(
     .rows_affected();
     // A single autocommit statement with parameters is fine here: the legacy import runs
     // once, on a direct (session) connection, as README's deploy steps say.
-    Ok(LegacyImport { tenant, conversations_adopted: adopted })
+    Ok(LegacyImport {
+        tenant,
+        conversations_adopted: adopted,
+    })
 }

@@ -13,6 +13,8 @@ pub mod job;
 pub mod keys;
 pub mod knowledge_file;
 pub mod legacy;
+pub mod openai;
 pub mod store;
 pub mod telemetry;
 pub mod webhook;
+pub mod whatsapp;

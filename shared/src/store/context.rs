@@ -78,13 +78,20 @@ pub struct TenantContextRecord {
 
 impl Store {
     /// Loads a tenant's context in one round trip; `None` if the tenant does not exist.
-    pub async fn load_tenant_context(&self, tenant: TenantId) -> Result<Option<TenantContextRecord>, StoreError> {
+    pub async fn load_tenant_context(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<TenantContextRecord>, StoreError> {
         // A typed UUID, so the literal is safe; see `literal` for why this is a simple query.
         let call = format!("alphadome.tenant_context('{}'::uuid)", tenant.0);
-        let json = super::literal::fetch_json(&self.pool, &super::literal::json_select(&call)).await.context("loading the tenant context")?;
+        let json = super::literal::fetch_json(&self.pool, &super::literal::json_select(&call))
+            .await
+            .context("loading the tenant context")?;
         match json {
             None | Some(serde_json::Value::Null) => Ok(None),
-            Some(v) => Ok(Some(serde_json::from_value(v).context("decoding the tenant context")?)),
+            Some(v) => Ok(Some(
+                serde_json::from_value(v).context("decoding the tenant context")?,
+            )),
         }
     }
 }

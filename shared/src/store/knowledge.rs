@@ -48,7 +48,11 @@ pub struct ImportOutcome {
 
 impl Store {
     /// Creates or replaces a template by name; a new default replaces the old default.
-    pub async fn set_template(&self, tenant: TenantId, t: &NewTemplate) -> Result<uuid::Uuid, StoreError> {
+    pub async fn set_template(
+        &self,
+        tenant: TenantId,
+        t: &NewTemplate,
+    ) -> Result<uuid::Uuid, StoreError> {
         let mut tx = self.begin_for_tenant(tenant).await?;
         if t.is_default {
             sqlx::query(
@@ -88,9 +92,16 @@ impl Store {
     }
 
     /// Imports entries all or nothing: each (data_type, question) is inserted or updated.
-    pub async fn import_entries(&self, tenant: TenantId, entries: &[NewEntry]) -> Result<ImportOutcome, StoreError> {
+    pub async fn import_entries(
+        &self,
+        tenant: TenantId,
+        entries: &[NewEntry],
+    ) -> Result<ImportOutcome, StoreError> {
         let mut tx = self.begin_for_tenant(tenant).await?;
-        let mut outcome = ImportOutcome { inserted: 0, updated: 0 };
+        let mut outcome = ImportOutcome {
+            inserted: 0,
+            updated: 0,
+        };
         // One statement for the whole file: arrays in, `xmax = 0` tells inserts from updates.
         let questions: Vec<&str> = entries.iter().map(|e| e.question.trim()).collect();
         let answers: Vec<&str> = entries.iter().map(|e| e.answer.trim()).collect();

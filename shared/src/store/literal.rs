@@ -39,12 +39,20 @@ pub fn json_select(expr: &str) -> String {
 }
 
 /// Runs a statement made by [`json_select`] as one simple query and parses the JSON.
-pub async fn fetch_json<'c>(exec: impl PgExecutor<'c>, sql: &'c str) -> anyhow::Result<Option<serde_json::Value>> {
-    let row = sqlx::raw_sql(sql).fetch_one(exec).await.context("calling the database")?;
+pub async fn fetch_json<'c>(
+    exec: impl PgExecutor<'c>,
+    sql: &'c str,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let row = sqlx::raw_sql(sql)
+        .fetch_one(exec)
+        .await
+        .context("calling the database")?;
     let text: Option<String> = row.try_get("doc").context("reading the result")?;
     match text {
         None => Ok(None),
-        Some(t) => Ok(Some(serde_json::from_str(&t).context("decoding the result")?)),
+        Some(t) => Ok(Some(
+            serde_json::from_str(&t).context("decoding the result")?,
+        )),
     }
 }
 
@@ -55,7 +63,10 @@ mod tests {
     #[test]
     fn quotes_and_backslashes_are_doubled_inside_an_escape_string() {
         assert_eq!(quote_literal("it's").unwrap(), "E'it''s'");
-        assert_eq!(quote_literal(r"a\'); drop table x; --").unwrap(), r"E'a\\''); drop table x; --'");
+        assert_eq!(
+            quote_literal(r"a\'); drop table x; --").unwrap(),
+            r"E'a\\''); drop table x; --'"
+        );
         assert!(quote_literal("a\0b").is_err());
     }
 }

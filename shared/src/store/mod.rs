@@ -80,10 +80,19 @@ impl Store {
     }
 
     /// Opens a transaction that acts for `tenant` only, in one round trip.
-    pub async fn begin_for_tenant(&self, tenant: TenantId) -> anyhow::Result<Transaction<'static, Postgres>> {
+    pub async fn begin_for_tenant(
+        &self,
+        tenant: TenantId,
+    ) -> anyhow::Result<Transaction<'static, Postgres>> {
         // The id is a parsed UUID, so formatting it into the statement cannot inject SQL.
-        let begin = format!("BEGIN; SELECT alphadome.act_for_tenant('{}'::uuid)", tenant.0);
-        self.pool.begin_with(begin).await.context("opening a tenant transaction")
+        let begin = format!(
+            "BEGIN; SELECT alphadome.act_for_tenant('{}'::uuid)",
+            tenant.0
+        );
+        self.pool
+            .begin_with(begin)
+            .await
+            .context("opening a tenant transaction")
     }
 }
 
@@ -91,8 +100,13 @@ impl Store {
 pub async fn migrate(url: &SecretString) -> anyhow::Result<()> {
     let opts = connect_options(url)?;
     let raw = url.expose_secret();
-    if !Postgres::database_exists(raw).await.map_err(describe_connect_error)? {
-        Postgres::create_database(raw).await.context("creating the database")?;
+    if !Postgres::database_exists(raw)
+        .await
+        .map_err(describe_connect_error)?
+    {
+        Postgres::create_database(raw)
+            .await
+            .context("creating the database")?;
     }
     let pool = PgPoolOptions::new()
         .max_connections(1)
@@ -110,7 +124,9 @@ fn describe_connect_error(err: sqlx::Error) -> anyhow::Error {
         sqlx::Error::Io(e) => format!("cannot reach the database server ({})", e.kind()),
         sqlx::Error::Tls(_) => "TLS handshake with the database failed".to_owned(),
         sqlx::Error::PoolTimedOut => "timed out connecting to the database".to_owned(),
-        sqlx::Error::Database(db) => format!("the database refused the connection: {}", db.message()),
+        sqlx::Error::Database(db) => {
+            format!("the database refused the connection: {}", db.message())
+        }
         sqlx::Error::Configuration(_) => "DATABASE_URL is not a valid PostgreSQL URL".to_owned(),
         other => format!("database connection failed: {other}"),
     };
@@ -118,7 +134,10 @@ fn describe_connect_error(err: sqlx::Error) -> anyhow::Error {
 }
 
 /// Maps a unique violation to a readable conflict, keeping other errors as they are.
-pub(crate) fn conflict_or(err: sqlx::Error, describe: impl Fn(&str) -> Option<String>) -> StoreError {
+pub(crate) fn conflict_or(
+    err: sqlx::Error,
+    describe: impl Fn(&str) -> Option<String>,
+) -> StoreError {
     if let sqlx::Error::Database(db) = &err {
         if db.is_unique_violation() {
             if let Some(text) = db.constraint().and_then(&describe) {

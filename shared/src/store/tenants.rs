@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{conflict_or, Store, StoreError};
-use crate::crypto::{SecretColumn, KeyRing};
+use crate::crypto::{KeyRing, SecretColumn};
 use crate::domain::{BrandId, PhoneNumber, PhoneNumberId, TenantId};
 use crate::keys::KeyProvider;
 
@@ -100,7 +100,9 @@ fn describe_tenant_conflict(constraint: &str) -> Option<String> {
         "bot_tenants_whatsapp_phone_number_id_key" => {
             Some("a tenant with this phone_number_id already exists".into())
         }
-        "bot_tenants_client_phone_key" => Some("a tenant with this client phone already exists".into()),
+        "bot_tenants_client_phone_key" => {
+            Some("a tenant with this client phone already exists".into())
+        }
         "bot_tenants_pkey" => Some("a tenant with this id already exists".into()),
         _ => None,
     }
@@ -109,7 +111,11 @@ fn describe_tenant_conflict(constraint: &str) -> Option<String> {
 impl Store {
     /// Onboards a business: brand (new or reused), tenant, settings, data key, and its
     /// secrets sealed under that key, all or nothing.
-    pub async fn create_tenant(&self, keys: &KeyProvider, new: NewTenant) -> Result<TenantSummary, StoreError> {
+    pub async fn create_tenant(
+        &self,
+        keys: &KeyProvider,
+        new: NewTenant,
+    ) -> Result<TenantSummary, StoreError> {
         self.create_tenant_with_id(keys, TenantId::new(), new).await
     }
 
@@ -196,9 +202,19 @@ impl Store {
         let sql = format!("{SUMMARY_SELECT} order by t.created_at, t.id");
         // Inside a transaction: a parameterised query must not span two pooled server connections.
         let mut tx = self.pool.begin().await.context("opening a transaction")?;
-        let rows = sqlx::query(&sql).persistent(false).fetch_all(&mut *tx).await.context("listing tenants")?;
+        let rows = sqlx::query(&sql)
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await
+            .context("listing tenants")?;
         tx.commit().await.context("committing")?;
-        rows.iter().map(|r| summary_from_row(r).context("reading a tenant").map_err(Into::into)).collect()
+        rows.iter()
+            .map(|r| {
+                summary_from_row(r)
+                    .context("reading a tenant")
+                    .map_err(Into::into)
+            })
+            .collect()
     }
 
     pub async fn tenant_summary(&self, tenant_id: TenantId) -> Result<TenantSummary, StoreError> {
@@ -220,12 +236,13 @@ impl Store {
         let reference = reference.trim();
         if let Ok(id) = reference.parse::<TenantId>() {
             let mut tx = self.pool.begin().await.context("opening a transaction")?;
-            let found: Option<TenantId> = sqlx::query_scalar("select id from alphadome.bot_tenants where id = $1")
-                .persistent(false)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .context("finding the tenant")?;
+            let found: Option<TenantId> =
+                sqlx::query_scalar("select id from alphadome.bot_tenants where id = $1")
+                    .persistent(false)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .context("finding the tenant")?;
             tx.commit().await.context("committing")?;
             return found.ok_or_else(|| StoreError::NotFound(format!("no tenant with id {id}")));
         }
@@ -239,7 +256,10 @@ impl Store {
     }
 
     /// Routes a business number to its tenant through the narrow security-definer function.
-    pub async fn resolve_tenant(&self, phone_number_id: &PhoneNumberId) -> Result<Option<TenantRoute>, StoreError> {
+    pub async fn resolve_tenant(
+        &self,
+        phone_number_id: &PhoneNumberId,
+    ) -> Result<Option<TenantRoute>, StoreError> {
         // Digits only (validated by the type), so the literal is safe: one simple query.
         let call = format!(
             "select coalesce(jsonb_agg(r), '[]'::jsonb) from alphadome.resolve_tenant('{}') r",
@@ -256,7 +276,8 @@ impl Store {
             meta_app_secret: Option<String>,
             key_version: i32,
         }
-        let rows: Vec<Raw> = serde_json::from_value(json.unwrap_or_default()).context("reading the route")?;
+        let rows: Vec<Raw> =
+            serde_json::from_value(json.unwrap_or_default()).context("reading the route")?;
         Ok(rows.into_iter().next().map(|r| TenantRoute {
             tenant_id: r.bot_tenant_id,
             brand_id: r.brand_id,
@@ -267,7 +288,11 @@ impl Store {
     }
 
     /// Switches a tenant's bot on or off (`tenant enable|disable`).
-    pub async fn set_tenant_active(&self, tenant_id: TenantId, active: bool) -> Result<(), StoreError> {
+    pub async fn set_tenant_active(
+        &self,
+        tenant_id: TenantId,
+        active: bool,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_for_tenant(tenant_id).await?;
         let done = sqlx::query("update alphadome.bot_tenants set is_active = $2 where id = $1")
             .persistent(false)
@@ -295,7 +320,11 @@ impl Store {
         let sealed = ring.encrypt(column, value);
         let mut tx = self.begin_for_tenant(tenant_id).await?;
         // The column name comes from our own enum, never from input.
-        let extra = if column == SecretColumn::WhatsappAccessToken { ", needs_token_refresh = false" } else { "" };
+        let extra = if column == SecretColumn::WhatsappAccessToken {
+            ", needs_token_refresh = false"
+        } else {
+            ""
+        };
         let sql = format!(
             "update alphadome.bot_tenants set {} = $2, key_version = $3{extra} where id = $1",
             column.as_str()
@@ -338,13 +367,18 @@ impl Store {
         .context("reading the tenant's secrets")?
         .ok_or_else(|| StoreError::NotFound(format!("no tenant {tenant_id}")))?;
         let mut resealed: Vec<Option<String>> = Vec::with_capacity(3);
-        for column in [SecretColumn::WhatsappAccessToken, SecretColumn::AiApiKey, SecretColumn::MetaAppSecret] {
-            let current: Option<String> = row.try_get(column.as_str()).context("reading a secret")?;
+        for column in [
+            SecretColumn::WhatsappAccessToken,
+            SecretColumn::AiApiKey,
+            SecretColumn::MetaAppSecret,
+        ] {
+            let current: Option<String> =
+                row.try_get(column.as_str()).context("reading a secret")?;
             resealed.push(match current {
                 Some(env) => {
-                    let plain = old_ring
-                        .decrypt(column, &env)
-                        .with_context(|| format!("opening {} for re-encryption", column.as_str()))?;
+                    let plain = old_ring.decrypt(column, &env).with_context(|| {
+                        format!("opening {} for re-encryption", column.as_str())
+                    })?;
                     Some(ring.encrypt(column, &plain))
                 }
                 None => None,

@@ -18,7 +18,9 @@ pub async fn aws_config() -> SdkConfig {
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(aws_endpoint())
         .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("test", "test", None, None, "test"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
         .load()
         .await
 }
@@ -31,7 +33,10 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 }
 
 pub fn local_keys() -> KeyProvider {
-    KeyProvider::new(KeyBackend::LocalDir(temp_dir("keys")), Duration::from_secs(60))
+    KeyProvider::new(
+        KeyBackend::LocalDir(temp_dir("keys")),
+        Duration::from_secs(60),
+    )
 }
 
 pub fn secret(s: &str) -> SecretString {
@@ -71,14 +76,33 @@ pub fn entry(q: &str, a: &str) -> NewEntry {
 /// Two businesses, each with a template, knowledge and one logged conversation row.
 pub async fn seed_two_tenants(store: &Store, keys: &KeyProvider) -> Seeded {
     let a = store
-        .create_tenant(keys, new_tenant("Kassangas Music Shop", "254702245555", "100000000001", "EAA-token-A"))
+        .create_tenant(
+            keys,
+            new_tenant(
+                "Kassangas Music Shop",
+                "254702245555",
+                "100000000001",
+                "EAA-token-A",
+            ),
+        )
         .await
         .unwrap();
     let b = store
-        .create_tenant(keys, new_tenant("Mama Njeri Salon", "254711000222", "100000000002", "EAA-token-B"))
+        .create_tenant(
+            keys,
+            new_tenant(
+                "Mama Njeri Salon",
+                "254711000222",
+                "100000000002",
+                "EAA-token-B",
+            ),
+        )
         .await
         .unwrap();
-    for (t, prompt, q) in [(&a, "You are Kassangas", "What are your hours?"), (&b, "You are the salon", "Do you do braids?")] {
+    for (t, prompt, q) in [
+        (&a, "You are Kassangas", "What are your hours?"),
+        (&b, "You are the salon", "Do you do braids?"),
+    ] {
         store
             .set_template(
                 t.id,
@@ -92,7 +116,10 @@ pub async fn seed_two_tenants(store: &Store, keys: &KeyProvider) -> Seeded {
             )
             .await
             .unwrap();
-        store.import_entries(t.id, &[entry(q, "Yes")]).await.unwrap();
+        store
+            .import_entries(t.id, &[entry(q, "Yes")])
+            .await
+            .unwrap();
         let mut tx = store.pool().begin().await.unwrap();
         sqlx::query(
             "insert into public.conversations (brand_id, bot_tenant_id, direction, message_text, wa_message_id, status)

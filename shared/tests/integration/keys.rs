@@ -12,14 +12,19 @@ use std::time::Duration;
 async fn aws_keys(prefix: &str) -> (KeyProvider, aws_sdk_secretsmanager::Client) {
     let client = aws_sdk_secretsmanager::Client::new(&aws_config().await);
     let provider = KeyProvider::new(
-        KeyBackend::SecretsManager { client: client.clone(), prefix: prefix.to_owned() },
+        KeyBackend::SecretsManager {
+            client: client.clone(),
+            prefix: prefix.to_owned(),
+        },
         Duration::from_secs(300),
     );
     (provider, client)
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
-async fn onboarding_with_secrets_manager_creates_one_secret_per_tenant_under_the_prefix(pool: PgPool) {
+async fn onboarding_with_secrets_manager_creates_one_secret_per_tenant_under_the_prefix(
+    pool: PgPool,
+) {
     let prefix = format!("alphadome-test/{}/", uuid::Uuid::new_v4());
     let (keys, client) = aws_keys(&prefix).await;
     let store = Store::from_pool(pool.clone());
@@ -38,7 +43,12 @@ async fn onboarding_with_secrets_manager_creates_one_secret_per_tenant_under_the
     let (cold, _) = aws_keys(&prefix).await;
     let ctx = store.load_tenant_context(s.b.id).await.unwrap().unwrap();
     let ring = cold.ring(s.b.id).await.unwrap();
-    let tok = ring.decrypt(SecretColumn::WhatsappAccessToken, &ctx.tenant.whatsapp_access_token.unwrap()).unwrap();
+    let tok = ring
+        .decrypt(
+            SecretColumn::WhatsappAccessToken,
+            &ctx.tenant.whatsapp_access_token.unwrap(),
+        )
+        .unwrap();
     assert_eq!(tok.expose_secret(), "EAA-token-B");
 }
 
@@ -53,12 +63,20 @@ async fn a_warm_process_picks_up_a_rotation_done_elsewhere(pool: PgPool) {
     let v1 = warm.ring(s.a.id).await.unwrap();
     assert!(!v1.has_version(2));
 
-    store.rotate_tenant_key(&operator_keys, s.a.id, false).await.unwrap();
+    store
+        .rotate_tenant_key(&operator_keys, s.a.id, false)
+        .await
+        .unwrap();
     let ctx = store.load_tenant_context(s.a.id).await.unwrap().unwrap();
     let env = ctx.tenant.whatsapp_access_token.unwrap();
     let version = alphadome::crypto::envelope_version(&env).unwrap();
     assert_eq!(version, 2);
     // The warm cache still holds version 1 only; asking for version 2 re-reads once.
     let ring = warm.ring_with_version(s.a.id, version).await.unwrap();
-    assert_eq!(ring.decrypt(SecretColumn::WhatsappAccessToken, &env).unwrap().expose_secret(), "EAA-token-A");
+    assert_eq!(
+        ring.decrypt(SecretColumn::WhatsappAccessToken, &env)
+            .unwrap()
+            .expose_secret(),
+        "EAA-token-A"
+    );
 }

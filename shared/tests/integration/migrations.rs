@@ -5,7 +5,9 @@ use alphadome::store::MIGRATOR;
 use sqlx::PgPool;
 
 #[sqlx::test(migrations = false)]
-async fn migrations_run_on_a_database_that_already_has_the_seed_tables_and_keep_their_rows(pool: PgPool) {
+async fn migrations_run_on_a_database_that_already_has_the_seed_tables_and_keep_their_rows(
+    pool: PgPool,
+) {
     // The seed's shape: tables created by the old server.js deployment.
     sqlx::raw_sql(
         "create table public.brands (id uuid primary key, is_platform_owner boolean default false);
@@ -21,12 +23,17 @@ async fn migrations_run_on_a_database_that_already_has_the_seed_tables_and_keep_
     .await
     .unwrap();
 
-    MIGRATOR.run(&pool).await.expect("migrations apply over the seed tables");
-
-    let kept: i64 = sqlx::query_scalar("select count(*) from public.conversations where message_text = 'old history'")
-        .fetch_one(&pool)
+    MIGRATOR
+        .run(&pool)
         .await
-        .unwrap();
+        .expect("migrations apply over the seed tables");
+
+    let kept: i64 = sqlx::query_scalar(
+        "select count(*) from public.conversations where message_text = 'old history'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(kept, 1);
     // The pipeline's columns were added to the existing table.
     let cols: Vec<String> = sqlx::query_scalar(
@@ -36,7 +43,13 @@ async fn migrations_run_on_a_database_that_already_has_the_seed_tables_and_keep_
     .fetch_all(&pool)
     .await
     .unwrap();
-    for c in ["bot_tenant_id", "wa_message_id", "message_type", "status", "reply_source"] {
+    for c in [
+        "bot_tenant_id",
+        "wa_message_id",
+        "message_type",
+        "status",
+        "reply_source",
+    ] {
         assert!(cols.iter().any(|x| x == c), "missing column {c}");
     }
     // Running them again changes nothing and fails nothing.
@@ -54,10 +67,14 @@ async fn migrations_run_on_an_empty_database_and_enable_rls_on_every_tenant_tabl
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert!(without_rls.is_empty(), "tables without RLS: {without_rls:?}");
-    let bypass: bool = sqlx::query_scalar("select rolbypassrls from pg_roles where rolname = 'alphadome_app'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    assert!(
+        without_rls.is_empty(),
+        "tables without RLS: {without_rls:?}"
+    );
+    let bypass: bool =
+        sqlx::query_scalar("select rolbypassrls from pg_roles where rolname = 'alphadome_app'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(!bypass, "the functions' role must not bypass RLS");
 }

@@ -8,14 +8,20 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 
 fn bouncer_url(db: &str) -> SecretString {
-    let base = std::env::var("ALPHADOME_TEST_PGBOUNCER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:6432".into());
+    let base = std::env::var("ALPHADOME_TEST_PGBOUNCER")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:6432".into());
     SecretString::from(format!("{base}/{db}"))
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn every_store_operation_works_through_pgbouncer_in_transaction_mode(pool: PgPool) {
-    let db: String = sqlx::query_scalar("select current_database()::text").fetch_one(&pool).await.unwrap();
-    let store = Store::connect(&bouncer_url(&db), 8).await.expect("PgBouncer on 6432: run scripts/test-services.sh");
+    let db: String = sqlx::query_scalar("select current_database()::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let store = Store::connect(&bouncer_url(&db), 8)
+        .await
+        .expect("PgBouncer on 6432: run scripts/test-services.sh");
     let keys = local_keys();
     let s = seed_two_tenants(&store, &keys).await;
     // Repeat every statement shape concurrently so that they land on different server
@@ -28,7 +34,10 @@ async fn every_store_operation_works_through_pgbouncer_in_transaction_mode(pool:
             let t = if i % 2 == 0 { a } else { b };
             store.load_tenant_context(t).await.unwrap().unwrap();
             store.list_entries(t).await.unwrap();
-            store.import_entries(t, &[entry(&format!("Question {i}?"), "Answer")]).await.unwrap();
+            store
+                .import_entries(t, &[entry(&format!("Question {i}?"), "Answer")])
+                .await
+                .unwrap();
             store.tenant_summary(t).await.unwrap();
             store.find_tenant("100000000001").await.unwrap();
             store.list_tenants().await.unwrap();
@@ -39,7 +48,16 @@ async fn every_store_operation_works_through_pgbouncer_in_transaction_mode(pool:
     }
     assert_eq!(store.list_entries(s.a.id).await.unwrap().len(), 13);
     store.rotate_tenant_key(&keys, s.b.id, false).await.unwrap();
-    assert_eq!(store.load_tenant_context(s.b.id).await.unwrap().unwrap().tenant.key_version, 2);
+    assert_eq!(
+        store
+            .load_tenant_context(s.b.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .tenant
+            .key_version,
+        2
+    );
     release_server_connections(store, &db).await;
 }
 
@@ -47,10 +65,18 @@ async fn every_store_operation_works_through_pgbouncer_in_transaction_mode(pool:
 async fn release_server_connections(store: Store, db: &str) {
     store.pool().close().await;
     let admin = bouncer_url("pgbouncer");
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(secrecy::ExposeSecret::expose_secret(&admin))
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(
+        secrecy::ExposeSecret::expose_secret(&admin),
+    )
+    .await
+    .unwrap();
+    // KILL drops the server connections and pauses the database; RESUME lets a later run in.
+    sqlx::raw_sql(&format!("KILL {db}"))
+        .execute(&mut conn)
         .await
         .unwrap();
-    // KILL drops the server connections and pauses the database; RESUME lets a later run in.
-    sqlx::raw_sql(&format!("KILL {db}")).execute(&mut conn).await.unwrap();
-    sqlx::raw_sql(&format!("RESUME {db}")).execute(&mut conn).await.unwrap();
+    sqlx::raw_sql(&format!("RESUME {db}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
 }

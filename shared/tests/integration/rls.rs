@@ -13,7 +13,10 @@ async fn as_admin(pool: &PgPool, claims: serde_json::Value) -> Transaction<'stat
         .execute(&mut *tx)
         .await
         .unwrap();
-    sqlx::query("set local role authenticated").execute(&mut *tx).await.unwrap();
+    sqlx::query("set local role authenticated")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     tx
 }
 
@@ -38,19 +41,38 @@ async fn seeded(pool: &PgPool) -> Seeded {
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn an_admin_of_brand_a_sees_only_brand_a_rows(pool: PgPool) {
     let s = seeded(&pool).await;
-    let mut tx = as_admin(&pool, serde_json::json!({"sub": "u1", "app_metadata": {"brand_id": s.a.brand_id}})).await;
-    assert_eq!(count(&mut tx, "select count(*) from alphadome.bot_tenants").await, 1);
+    let mut tx = as_admin(
+        &pool,
+        serde_json::json!({"sub": "u1", "app_metadata": {"brand_id": s.a.brand_id}}),
+    )
+    .await;
+    assert_eq!(
+        count(&mut tx, "select count(*) from alphadome.bot_tenants").await,
+        1
+    );
     let name: String = sqlx::query_scalar("select client_name from alphadome.bot_tenants")
         .fetch_one(&mut *tx)
         .await
         .unwrap();
     assert_eq!(name, "Kassangas Music Shop");
-    for table in ["alphadome.bot_templates", "alphadome.bot_training_data", "alphadome.bot_control_settings", "public.conversations"] {
-        assert_eq!(count(&mut tx, &format!("select count(*) from {table}")).await, 1, "{table}");
+    for table in [
+        "alphadome.bot_templates",
+        "alphadome.bot_training_data",
+        "alphadome.bot_control_settings",
+        "public.conversations",
+    ] {
+        assert_eq!(
+            count(&mut tx, &format!("select count(*) from {table}")).await,
+            1,
+            "{table}"
+        );
     }
     let b_rows = count(
         &mut tx,
-        &format!("select count(*) from public.conversations where brand_id = '{}'", s.b.brand_id),
+        &format!(
+            "select count(*) from public.conversations where brand_id = '{}'",
+            s.b.brand_id
+        ),
     )
     .await;
     assert_eq!(b_rows, 0);
@@ -59,18 +81,25 @@ async fn an_admin_of_brand_a_sees_only_brand_a_rows(pool: PgPool) {
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn an_admin_of_brand_a_cannot_update_or_delete_brand_b_rows(pool: PgPool) {
     let s = seeded(&pool).await;
-    let mut tx = as_admin(&pool, serde_json::json!({"app_metadata": {"brand_id": s.a.brand_id}})).await;
-    let updated = sqlx::query("update alphadome.bot_tenants set client_name = 'pwned' where id = $1")
-        .bind(s.b.id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = as_admin(
+        &pool,
+        serde_json::json!({"app_metadata": {"brand_id": s.a.brand_id}}),
+    )
+    .await;
+    let updated =
+        sqlx::query("update alphadome.bot_tenants set client_name = 'pwned' where id = $1")
+            .bind(s.b.id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
     assert_eq!(updated.rows_affected(), 0);
-    let updated = sqlx::query("update alphadome.bot_training_data set answer = 'pwned' where bot_tenant_id = $1")
-        .bind(s.b.id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let updated = sqlx::query(
+        "update alphadome.bot_training_data set answer = 'pwned' where bot_tenant_id = $1",
+    )
+    .bind(s.b.id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
     assert_eq!(updated.rows_affected(), 0);
     let deleted = sqlx::query("delete from public.conversations where brand_id = $1")
         .bind(s.b.brand_id)
@@ -85,11 +114,12 @@ async fn an_admin_of_brand_a_cannot_update_or_delete_brand_b_rows(pool: PgPool) 
         .unwrap();
     assert_eq!(deleted.rows_affected(), 0);
     tx.commit().await.unwrap();
-    let intact: i64 = sqlx::query_scalar("select count(*) from alphadome.bot_templates where bot_tenant_id = $1")
-        .bind(s.b.id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let intact: i64 =
+        sqlx::query_scalar("select count(*) from alphadome.bot_templates where bot_tenant_id = $1")
+            .bind(s.b.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(intact, 1);
 }
 
@@ -103,7 +133,10 @@ async fn an_admin_of_brand_a_cannot_insert_into_or_move_rows_to_brand_b(pool: Pg
         .bind(s.b.brand_id)
         .execute(&mut *tx)
         .await;
-    assert!(insert.unwrap_err().to_string().contains("row-level security"));
+    assert!(insert
+        .unwrap_err()
+        .to_string()
+        .contains("row-level security"));
     drop(tx);
 
     let mut tx = as_admin(&pool, claims.clone()).await;
@@ -111,7 +144,10 @@ async fn an_admin_of_brand_a_cannot_insert_into_or_move_rows_to_brand_b(pool: Pg
         .bind(s.b.id)
         .execute(&mut *tx)
         .await;
-    assert!(insert.unwrap_err().to_string().contains("row-level security"));
+    assert!(insert
+        .unwrap_err()
+        .to_string()
+        .contains("row-level security"));
     drop(tx);
 
     let mut tx = as_admin(&pool, claims).await;
@@ -120,15 +156,26 @@ async fn an_admin_of_brand_a_cannot_insert_into_or_move_rows_to_brand_b(pool: Pg
         .bind(s.a.brand_id)
         .execute(&mut *tx)
         .await;
-    assert!(moved.unwrap_err().to_string().contains("row-level security"));
+    assert!(moved
+        .unwrap_err()
+        .to_string()
+        .contains("row-level security"));
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn a_brand_claim_in_user_metadata_is_ignored(pool: PgPool) {
     let s = seeded(&pool).await;
-    let mut tx = as_admin(&pool, serde_json::json!({"user_metadata": {"brand_id": s.a.brand_id}})).await;
+    let mut tx = as_admin(
+        &pool,
+        serde_json::json!({"user_metadata": {"brand_id": s.a.brand_id}}),
+    )
+    .await;
     for table in TABLES {
-        assert_eq!(count(&mut tx, &format!("select count(*) from {table}")).await, 0, "{table}");
+        assert_eq!(
+            count(&mut tx, &format!("select count(*) from {table}")).await,
+            0,
+            "{table}"
+        );
     }
 }
 
@@ -148,8 +195,13 @@ async fn anon_sees_nothing(pool: PgPool) {
     seeded(&pool).await;
     for table in TABLES {
         let mut tx = pool.begin().await.unwrap();
-        sqlx::query("set local role anon").execute(&mut *tx).await.unwrap();
-        let result: Result<i64, _> = sqlx::query_scalar(&format!("select count(*) from {table}")).fetch_one(&mut *tx).await;
+        sqlx::query("set local role anon")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let result: Result<i64, _> = sqlx::query_scalar(&format!("select count(*) from {table}"))
+            .fetch_one(&mut *tx)
+            .await;
         match result {
             Ok(n) => assert_eq!(n, 0, "{table}"),
             Err(e) => assert!(e.to_string().contains("permission denied"), "{table}: {e}"),
@@ -170,8 +222,14 @@ async fn an_expired_claim_setting_means_no_claims(pool: PgPool) {
     .await
     .unwrap();
     let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
-    sqlx::query("set local role authenticated").execute(&mut *tx).await.unwrap();
-    let n: i64 = sqlx::query_scalar("select count(*) from alphadome.bot_tenants").fetch_one(&mut *tx).await.unwrap();
+    sqlx::query("set local role authenticated")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("select count(*) from alphadome.bot_tenants")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(n, 0);
 }
 
@@ -180,11 +238,23 @@ async fn the_functions_role_acting_for_tenant_a_sees_and_changes_only_tenant_a(p
     let s = seeded(&pool).await;
     let store = Store::from_pool(pool.clone());
     let mut tx = store.begin_for_tenant(s.a.id).await.unwrap();
-    let role: String = sqlx::query_scalar("select current_user::text").fetch_one(&mut *tx).await.unwrap();
+    let role: String = sqlx::query_scalar("select current_user::text")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(role, "alphadome_app");
     // No `where`: RLS alone limits the rows.
-    for table in ["alphadome.bot_tenants", "alphadome.bot_templates", "alphadome.bot_training_data", "alphadome.bot_control_settings", "public.conversations"] {
-        let n: i64 = sqlx::query_scalar(&format!("select count(*) from {table}")).fetch_one(&mut *tx).await.unwrap();
+    for table in [
+        "alphadome.bot_tenants",
+        "alphadome.bot_templates",
+        "alphadome.bot_training_data",
+        "alphadome.bot_control_settings",
+        "public.conversations",
+    ] {
+        let n: i64 = sqlx::query_scalar(&format!("select count(*) from {table}"))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
         assert_eq!(n, 1, "{table}");
     }
     let updated = sqlx::query("update public.conversations set message_text = 'pwned'")
@@ -199,7 +269,10 @@ async fn the_functions_role_acting_for_tenant_a_sees_and_changes_only_tenant_a(p
     .bind(s.b.id)
     .execute(&mut *tx)
     .await;
-    assert!(insert.unwrap_err().to_string().contains("row-level security"));
+    assert!(insert
+        .unwrap_err()
+        .to_string()
+        .contains("row-level security"));
     drop(tx);
 
     // Tenant A's id with tenant B's brand: refused too (logs cannot be put under another brand).
@@ -211,14 +284,19 @@ async fn the_functions_role_acting_for_tenant_a_sees_and_changes_only_tenant_a(p
     .bind(s.a.id)
     .execute(&mut *tx)
     .await;
-    assert!(insert.unwrap_err().to_string().contains("row-level security"));
+    assert!(insert
+        .unwrap_err()
+        .to_string()
+        .contains("row-level security"));
     drop(tx);
 
-    let b_text: String = sqlx::query_scalar("select message_text from public.conversations where bot_tenant_id = $1")
-        .bind(s.b.id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let b_text: String = sqlx::query_scalar(
+        "select message_text from public.conversations where bot_tenant_id = $1",
+    )
+    .bind(s.b.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(b_text, "hello");
 }
 
@@ -242,11 +320,12 @@ async fn the_tenant_setting_does_not_outlive_its_transaction_on_a_pooled_connect
     let tx = store.begin_for_tenant(s.a.id).await.unwrap();
     tx.commit().await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    let (user, tenant): (String, Option<String>) =
-        sqlx::query_as("select current_user::text, nullif(current_setting('alphadome.tenant_id', true), '')")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
+    let (user, tenant): (String, Option<String>) = sqlx::query_as(
+        "select current_user::text, nullif(current_setting('alphadome.tenant_id', true), '')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
     assert_ne!(user, "alphadome_app");
     assert_eq!(tenant, None);
 }

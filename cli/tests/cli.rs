@@ -1,0 +1,353 @@
+//! The operator's CLI end to end, as a new operator would use it: from an empty database to
+//! two onboarded businesses with their FAQs, against the real PostgreSQL. Every output and
+//! log line is checked for secrets.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Env {
+    database_url: String,
+    admin_url: String,
+    db: String,
+    dir: PathBuf,
+    transcript: String,
+}
+
+impl Env {
+    fn new() -> Self {
+        let base = std::env::var("DATABASE_URL")
+            .expect("DATABASE_URL must point at the test PostgreSQL (see README)");
+        let (server, _) = base
+            .rsplit_once('/')
+            .expect("DATABASE_URL has a database path");
+        let db = format!("alphadome_cli_{}", uuid::Uuid::new_v4().simple());
+        let dir = std::env::temp_dir().join(&db);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            database_url: format!("{server}/{db}"),
+            admin_url: base.clone(),
+            db,
+            dir,
+            transcript: String::new(),
+        }
+    }
+
+    fn file(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    fn run_with_stdin(&mut self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_alphadome"))
+            .args(args)
+            .env("DATABASE_URL", &self.database_url)
+            .env("LOCAL_KEY_DIR", self.dir.join("keys"))
+            .env("KEY_PROVIDER", "local")
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        self.transcript
+            .push_str(&String::from_utf8_lossy(&out.stdout));
+        self.transcript
+            .push_str(&String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    fn run(&mut self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None)
+    }
+
+    fn ok(&mut self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "alphadome {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&mut self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                &self.admin_url,
+                "-qc",
+                &format!("drop database if exists {} with (force)", self.db),
+            ])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const TOKEN_A: &str = "EAAGkassangasSECRETtoken0001";
+const TOKEN_B: &str = "EAAGsalonSECRETtoken0002";
+const AI_KEY_A: &str = "sk-kassangasSECRETaikey0001";
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn an_operator_sets_up_two_businesses_from_an_empty_database_and_no_secret_is_ever_printed() {
+    let mut env = Env::new();
+    let token_a = env.file("token_a.txt", &format!("{TOKEN_A}\n"));
+    let ai_a = env.file("ai_a.txt", AI_KEY_A);
+    let faq_a = env.file(
+        "kassangas.csv",
+        "question,answer,category,priority,data_type\n\
+         What are your opening hours?,\"Monday to Saturday, 9 AM to 6 PM. Closed Sunday.\",hours,10,faq\n\
+         Can I pay with M-Pesa?,Yes: Till 123456.,payments,8,faq\n\
+         Hello,Karibu Kassangas Music Shop! How can we help?,greeting,1,canned\n",
+    );
+    let faq_b = env.file(
+        "salon.csv",
+        "question,answer,category,priority,data_type\nDo you do braids?,\"Yes, from KES 1,500.\",services,5,faq\n",
+    );
+
+    // From an empty server: migrate creates the database.
+    assert!(env.ok(&["migrate"]).contains("up to date"));
+    assert!(
+        env.ok(&["migrate"]).contains("up to date"),
+        "migrate is repeatable"
+    );
+
+    let a = env.json(&[
+        "tenant",
+        "add",
+        "--name",
+        "Kassangas Music Shop",
+        "--client-phone",
+        "+254 702 245 555",
+        "--phone-number-id",
+        "868405499681303",
+        "--contact-name",
+        "Gideon",
+        "--whatsapp-token-file",
+        p(&token_a),
+        "--ai-key-file",
+        p(&ai_a),
+        "--escalation-phone",
+        "254702245555",
+        "--max-messages-per-hour",
+        "150",
+        "--json",
+    ]);
+    assert_eq!(a["client_name"], "Kassangas Music Shop");
+    assert_eq!(a["has_whatsapp_token"], true);
+    assert_eq!(a["has_ai_key"], true);
+    assert_eq!(a["max_messages_per_hour"], 150);
+
+    // The second business's token comes from stdin.
+    let out = env.run_with_stdin(
+        &[
+            "tenant",
+            "add",
+            "--name",
+            "Mama Njeri Salon",
+            "--client-phone",
+            "254711000222",
+            "--phone-number-id",
+            "100200300400",
+            "--whatsapp-token-file",
+            "-",
+            "--json",
+        ],
+        Some(TOKEN_B),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(a["brand_id"], b["brand_id"]);
+
+    let imported = env.json(&[
+        "faq",
+        "import",
+        "--tenant",
+        "868405499681303",
+        p(&faq_a),
+        "--json",
+    ]);
+    assert_eq!(imported["inserted"], 3);
+    let imported = env.json(&[
+        "faq",
+        "import",
+        "--tenant",
+        b["id"].as_str().unwrap(),
+        p(&faq_b),
+        "--json",
+    ]);
+    assert_eq!(imported["inserted"], 1);
+
+    let list_a = env.json(&["faq", "list", "--tenant", "868405499681303", "--json"]);
+    let list_b = env.json(&["faq", "list", "--tenant", "100200300400", "--json"]);
+    assert_eq!(list_a.as_array().unwrap().len(), 3);
+    assert_eq!(list_b.as_array().unwrap().len(), 1);
+    assert_eq!(list_b[0]["question"], "Do you do braids?");
+    assert!(
+        !list_a.to_string().contains("braids"),
+        "A's list holds none of B's entries"
+    );
+
+    let tenants = env.json(&["tenant", "list", "--json"]);
+    assert_eq!(tenants.as_array().unwrap().len(), 2);
+    let text = env.ok(&["tenant", "list"]);
+    assert!(text.contains("Kassangas Music Shop") && text.contains("Mama Njeri Salon"));
+    let shown = env.ok(&["tenant", "show", "868405499681303"]);
+    assert!(shown.contains("whatsapp token:     set"));
+    assert!(!shown.contains("702245"), "the client phone is masked");
+
+    env.ok(&["tenant", "disable", "100200300400"]);
+    assert_eq!(
+        env.json(&["tenant", "show", "100200300400", "--json"])["is_active"],
+        false
+    );
+    env.ok(&["tenant", "enable", "100200300400"]);
+    let rotated = env.json(&["tenant", "rotate-key", "868405499681303", "--json"]);
+    assert_eq!(rotated["key_version"], 2);
+
+    let prompt = env.file(
+        "prompt.txt",
+        "You are the friendly assistant of Kassangas Music Shop in Nairobi.",
+    );
+    env.ok(&[
+        "template",
+        "set",
+        "--tenant",
+        "868405499681303",
+        "--name",
+        "default",
+        "--system-prompt-file",
+        p(&prompt),
+        "--default",
+    ]);
+
+    // Failures: non-zero exit, one line, nothing changed.
+    let dup = env.run(&[
+        "tenant",
+        "add",
+        "--name",
+        "Copycat",
+        "--client-phone",
+        "254700999888",
+        "--phone-number-id",
+        "868405499681303",
+    ]);
+    assert!(!dup.status.success());
+    let err = String::from_utf8_lossy(&dup.stderr);
+    assert!(err.contains("phone_number_id already exists"), "{err}");
+
+    let bad_csv = env.file(
+        "bad.csv",
+        "question,answer,category,priority,data_type\nA?,B,c,1,faq\nC?,D,e,soon,faq\n",
+    );
+    let bad = env.run(&["faq", "import", "--tenant", "868405499681303", p(&bad_csv)]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("line 3"));
+    assert_eq!(
+        env.json(&["faq", "list", "--tenant", "868405499681303", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    let bad_phone = env.run(&[
+        "tenant",
+        "add",
+        "--name",
+        "X",
+        "--client-phone",
+        "0702245555",
+        "--phone-number-id",
+        "5550001",
+    ]);
+    assert!(!bad_phone.status.success());
+    assert!(String::from_utf8_lossy(&bad_phone.stderr).contains("country code"));
+
+    // Secrets are never taken from argv: there is no flag for them.
+    let argv_secret = env.run(&[
+        "tenant",
+        "add",
+        "--name",
+        "X",
+        "--client-phone",
+        "254700000009",
+        "--phone-number-id",
+        "5550002",
+        "--whatsapp-token",
+        TOKEN_A,
+    ]);
+    assert!(!argv_secret.status.success());
+
+    for secret in [TOKEN_A, TOKEN_B, AI_KEY_A] {
+        let echoed = env.transcript.matches(secret).count();
+        // The one allowed occurrence: clap echoing the rejected argv flag above.
+        let allowed =
+            usize::from(secret == TOKEN_A && env.transcript.contains("unexpected argument"));
+        assert!(echoed <= allowed, "a secret appeared in CLI output or logs");
+    }
+    let key_files: Vec<_> = std::fs::read_dir(env.dir.join("keys")).unwrap().collect();
+    assert_eq!(key_files.len(), 2, "one data key file per tenant");
+}
+
+#[test]
+fn a_missing_database_url_names_the_variable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_alphadome"))
+        .args(["tenant", "list"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DATABASE_URL is not set"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["migrate", "--help"],
+        vec!["tenant", "--help"],
+        vec!["tenant", "add", "--help"],
+        vec!["tenant", "list", "--help"],
+        vec!["tenant", "rotate-key", "--help"],
+        vec!["template", "set", "--help"],
+        vec!["faq", "import", "--help"],
+        vec!["faq", "list", "--help"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_alphadome"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}
