@@ -18,3 +18,7 @@ pub mod store;
 pub mod telemetry;
 pub mod webhook;
 pub mod whatsapp;
+pub mod ingress;
+pub mod local_queue;
+pub mod platform;
+pub mod queue;

@@ -35,7 +35,9 @@ pub fn quote_literal(s: &str) -> anyhow::Result<String> {
 /// `expr` must be built only from our own SQL and literals made by [`quote_literal`] or
 /// typed values (UUIDs, validated digit strings).
 pub fn json_select(expr: &str) -> String {
-    format!("select ({expr})::text as doc")
+    // The role switch comes first so a login role without INHERIT (the recommended Lambda
+    // role) can reach the schema; both statements run in one implicit transaction.
+    format!("set local role alphadome_app; select ({expr})::text as doc")
 }
 
 /// Runs a statement made by [`json_select`] as one simple query and parses the JSON.

@@ -1,0 +1,210 @@
+//! The in-process queue of `alphadome serve`: the same semantics the responder gets from SQS
+//! FIFO, without AWS. Jobs of one conversation (group) run one at a time, in order; groups
+//! run concurrently. A job that fails is retried with exponential backoff while the rest of
+//! its group waits; after the last attempt it is parked (the local dead-letter queue) and
+//! reported, never silently dropped. `drain` stops intake and waits for in-flight work.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify};
+
+use crate::job::Job;
+
+/// What handling one job came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Done,
+    /// Try again later (the reason is for the log: no message content in it).
+    Retry(String),
+}
+
+/// The job handler: the responder's per-record function.
+pub type Handler = Arc<dyn Fn(Job) -> Pin<Box<dyn Future<Output = Handled> + Send>> + Send + Sync>;
+
+/// Retry policy, the local twin of SQS's visibility timeout and maxReceiveCount.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 5, first_backoff: Duration::from_millis(500), max_backoff: Duration::from_secs(30) }
+    }
+}
+
+/// A job that used up its attempts.
+#[derive(Debug, Clone)]
+pub struct ParkedJob {
+    pub job: Job,
+    pub attempts: u32,
+    pub last_error: String,
+}
+
+#[derive(Default)]
+struct State {
+    groups: HashMap<String, VecDeque<(Job, u32)>>,
+    /// Groups with a worker on them (or a retry pending): never scheduled twice.
+    busy: std::collections::HashSet<String>,
+    pending: usize,
+    closed: bool,
+    parked: Vec<ParkedJob>,
+    processed: u64,
+}
+
+/// Handle to the queue; cheap to clone.
+#[derive(Clone)]
+pub struct LocalQueue {
+    state: Arc<Mutex<State>>,
+    ready: mpsc::UnboundedSender<String>,
+    idle: Arc<Notify>,
+}
+
+/// The queue refuses new jobs once draining began.
+#[derive(Debug, thiserror::Error)]
+#[error("the in-process queue is shutting down")]
+pub struct QueueClosed;
+
+impl LocalQueue {
+    /// Starts `workers` workers that run `handler`.
+    pub fn start(handler: Handler, workers: usize, policy: RetryPolicy) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel::<String>();
+        let queue = Self { state: Arc::default(), ready: tx, idle: Arc::new(Notify::new()) };
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..workers.max(1) {
+            let (queue, rx, handler) = (queue.clone(), rx.clone(), handler.clone());
+            tokio::spawn(async move {
+                loop {
+                    let group = match rx.lock().await.recv().await {
+                        Some(g) => g,
+                        None => return,
+                    };
+                    queue.run_group(&group, &handler, policy).await;
+                }
+            });
+        }
+        queue
+    }
+
+    /// Appends a job to its conversation.
+    pub fn push(&self, job: Job) -> Result<(), QueueClosed> {
+        let group = job.group_id();
+        let schedule = {
+            let mut st = self.state.lock().expect("queue state poisoned");
+            if st.closed {
+                return Err(QueueClosed);
+            }
+            st.groups.entry(group.clone()).or_default().push_back((job, 0));
+            st.pending += 1;
+            st.busy.insert(group.clone())
+        };
+        if schedule {
+            let _ = self.ready.send(group);
+        }
+        Ok(())
+    }
+
+    /// Runs the head of a group until the group is empty or must wait for a retry.
+    async fn run_group(&self, group: &str, handler: &Handler, policy: RetryPolicy) {
+        loop {
+            // Check and release under one lock, so a job pushed meanwhile is never stranded.
+            let head = {
+                let mut st = self.state.lock().expect("queue state poisoned");
+                let head = st.groups.get(group).and_then(|q| q.front().cloned());
+                if head.is_none() {
+                    st.groups.remove(group);
+                    st.busy.remove(group);
+                }
+                head
+            };
+            let Some((job, attempts)) = head else { return };
+            match handler(job.clone()).await {
+                Handled::Done => self.finish_head(group, None),
+                Handled::Retry(reason) => {
+                    let attempts = attempts + 1;
+                    if attempts >= policy.max_attempts {
+                        tracing::error!(
+                            group, attempts, reason = %reason,
+                            "job parked after its last attempt (see `parked`); the conversation goes on"
+                        );
+                        self.finish_head(group, Some(ParkedJob { job, attempts, last_error: reason }));
+                        continue;
+                    }
+                    let backoff = policy
+                        .first_backoff
+                        .saturating_mul(2u32.saturating_pow(attempts - 1))
+                        .min(policy.max_backoff);
+                    tracing::warn!(group, attempts, backoff_ms = backoff.as_millis() as u64, reason = %reason, "job will be retried");
+                    {
+                        let mut st = self.state.lock().expect("queue state poisoned");
+                        if let Some(front) = st.groups.get_mut(group).and_then(|q| q.front_mut()) {
+                            front.1 = attempts;
+                        }
+                    }
+                    // The group waits; the worker goes back to other groups.
+                    let (ready, group) = (self.ready.clone(), group.to_owned());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(backoff).await;
+                        let _ = ready.send(group);
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    fn finish_head(&self, group: &str, parked: Option<ParkedJob>) {
+        let mut st = self.state.lock().expect("queue state poisoned");
+        if let Some(q) = st.groups.get_mut(group) {
+            q.pop_front();
+        }
+        st.pending -= 1;
+        st.processed += 1;
+        if let Some(p) = parked {
+            st.parked.push(p);
+        }
+        if st.pending == 0 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Jobs waiting or in flight.
+    pub fn pending(&self) -> usize {
+        self.state.lock().expect("queue state poisoned").pending
+    }
+
+    /// Jobs handled (done or parked) since start.
+    pub fn processed(&self) -> u64 {
+        self.state.lock().expect("queue state poisoned").processed
+    }
+
+    /// Jobs that used up their attempts.
+    pub fn parked(&self) -> Vec<ParkedJob> {
+        self.state.lock().expect("queue state poisoned").parked.clone()
+    }
+
+    /// Waits until nothing is pending (without closing).
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.pending() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Stops intake and waits up to `timeout` for in-flight and queued work; returns how many
+    /// jobs were still pending when it gave up (0 when drained).
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        self.state.lock().expect("queue state poisoned").closed = true;
+        let _ = tokio::time::timeout(timeout, self.wait_idle()).await;
+        self.pending()
+    }
+}
