@@ -1,0 +1,435 @@
+//! The webhook Lambda handler fed with API Gateway HTTP API (v2) events through lambda_http's
+//! own request parsing, over a real SQS FIFO queue (moto) and a real PostgreSQL database.
+
+use alphadome::domain::{PhoneNumber, PhoneNumberId};
+use alphadome::ingress::Ingress;
+use alphadome::job::{Job, JobKind};
+use alphadome::keys::{KeyBackend, KeyProvider};
+use alphadome::queue::JobQueue;
+use alphadome::store::{NewTenant, Store, TenantSummary};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use lambda_http::Request;
+use secrecy::SecretString;
+use sqlx::PgPool;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const APP_SECRET: &str = "alphadome-test-app-secret";
+const VERIFY_TOKEN: &str = "alphadome-test-verify-token";
+const KASSANGAS: &str = "110000000001";
+const SALON: &str = "110000000002";
+/// The number of the fixtures in shared/tests/data/payloads.
+const FIXTURE_NUMBER: &str = "106540352242922";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn event(name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(repo().join("events").join(name)).unwrap()).unwrap()
+}
+
+fn request(ev: &serde_json::Value) -> Request {
+    lambda_http::request::from_str(&ev.to_string()).expect("a valid API Gateway v2 event")
+}
+
+/// A POST event carrying `body` with the given signature header (None: no header).
+fn post(body: &[u8], signature: Option<&str>) -> Request {
+    let mut ev = event("webhook-text-message.json");
+    ev["body"] = serde_json::Value::String(String::from_utf8(body.to_vec()).unwrap());
+    let headers = ev["headers"].as_object_mut().unwrap();
+    headers.remove("x-hub-signature-256");
+    if let Some(sig) = signature {
+        headers.insert("x-hub-signature-256".into(), sig.into());
+    }
+    request(&ev)
+}
+
+fn signed(body: &[u8]) -> Request {
+    post(body, Some(&alphadome::webhook::sign(APP_SECRET.as_bytes(), body)))
+}
+
+fn text_payload(pnid: &str, wamid: &str, from: &str, text: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "254700000001", "phone_number_id": pnid},
+            "contacts": [{"profile": {"name": "Wanjiku"}, "wa_id": from}],
+            "messages": [{"from": from, "id": wamid, "timestamp": "1795928400", "type": "text", "text": {"body": text}}]
+        }}]}]
+    }))
+    .unwrap()
+}
+
+struct World {
+    ingress: Ingress,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    kassangas: TenantSummary,
+    salon: TenantSummary,
+    store: Store,
+    keys: KeyProvider,
+}
+
+async fn sdk() -> aws_config::SdkConfig {
+    alphadome::aws::loader()
+        .endpoint_url(std::env::var("ALPHADOME_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5000".into()))
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await
+}
+
+fn tenant(name: &str, phone: &str, pnid: &str) -> NewTenant {
+    NewTenant {
+        client_name: name.into(),
+        client_phone: PhoneNumber::parse(phone).unwrap(),
+        phone_number_id: PhoneNumberId::parse(pnid).unwrap(),
+        contact_name: None,
+        brand_id: None,
+        whatsapp_token: Some(SecretString::from(format!("EAA-{pnid}"))),
+        ai_api_key: None,
+        meta_app_secret: None,
+        escalation_phone: None,
+        max_messages_per_hour: None,
+    }
+}
+
+async fn world(pool: PgPool) -> World {
+    world_with_legacy(pool, None).await
+}
+
+async fn world_with_legacy(pool: PgPool, legacy: Option<alphadome::config::LegacyRoute>) -> World {
+    let store = Store::from_pool(pool);
+    let dir = std::env::temp_dir().join(format!("alphadome-webhook-test-{}", uuid::Uuid::new_v4()));
+    let keys = KeyProvider::new(KeyBackend::LocalDir(dir), Duration::from_secs(60));
+    let kassangas = store.create_tenant(&keys, tenant("Kassangas Music Shop", "254702245555", KASSANGAS)).await.unwrap();
+    let salon = store.create_tenant(&keys, tenant("Nyota Salon", "254711000222", SALON)).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("alphadome-test-{}.fifo", uuid::Uuid::new_v4().simple()))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
+        .send()
+        .await
+        .expect("moto on 127.0.0.1:5000: run scripts/test-services.sh")
+        .queue_url
+        .unwrap();
+    let ingress = Ingress::new(
+        store.clone(),
+        keys.clone(),
+        JobQueue::Sqs { client: sqs.clone(), url: queue_url.clone() },
+        Some(SecretString::from(APP_SECRET.to_owned())),
+        Some(SecretString::from(VERIFY_TOKEN.to_owned())),
+        legacy,
+        Duration::from_secs(60),
+    );
+    World { ingress, sqs, queue_url, kassangas, salon, store, keys }
+}
+
+struct Queued {
+    job: Job,
+    group: String,
+    dedup: String,
+}
+
+impl World {
+    async fn call(&self, req: Request) -> (u16, String) {
+        let resp = webhook::handle(&self.ingress, req).await.unwrap();
+        let body = match resp.body() {
+            lambda_http::Body::Text(t) => t.clone(),
+            lambda_http::Body::Empty => String::new(),
+            lambda_http::Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
+        };
+        (resp.status().as_u16(), body)
+    }
+
+    /// Everything on the queue (received and deleted).
+    async fn drain(&self) -> Vec<Queued> {
+        let mut out = Vec::new();
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .unwrap();
+            let messages = got.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return out;
+            }
+            for m in messages {
+                let attrs = m.attributes.clone().unwrap_or_default();
+                out.push(Queued {
+                    job: Job::from_json(m.body().unwrap()).unwrap(),
+                    group: attrs[&MessageSystemAttributeName::MessageGroupId].clone(),
+                    dedup: attrs[&MessageSystemAttributeName::MessageDeduplicationId].clone(),
+                });
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn the_subscription_handshake_answers_the_challenge_only_for_the_right_token(pool: PgPool) {
+    let w = world(pool).await;
+    let (status, body) = w.call(request(&event("webhook-verify.json"))).await;
+    assert_eq!((status, body.as_str()), (200, "1158201444"));
+
+    let mut wrong = event("webhook-verify.json");
+    wrong["rawQueryString"] = "hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1".into();
+    wrong["queryStringParameters"] = serde_json::json!({"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "1"});
+    assert_eq!(w.call(request(&wrong)).await.0, 403);
+
+    let mut no_mode = event("webhook-verify.json");
+    no_mode["queryStringParameters"] = serde_json::json!({"hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"});
+    no_mode["rawQueryString"] = format!("hub.verify_token={VERIFY_TOKEN}&hub.challenge=1").into();
+    assert_eq!(w.call(request(&no_mode)).await.0, 403);
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_signed_text_message_becomes_one_job_for_the_tenant_that_owns_the_number(pool: PgPool) {
+    let w = world(pool).await;
+    let (status, _) = w.call(request(&event("webhook-text-message.json"))).await;
+    assert_eq!(status, 200);
+    let jobs = w.drain().await;
+    assert_eq!(jobs.len(), 1);
+    let q = &jobs[0];
+    assert_eq!(q.job.tenant_id, w.kassangas.id.0);
+    assert_eq!(q.job.phone_number_id, KASSANGAS);
+    assert_eq!(q.group, q.job.group_id());
+    assert!(!q.group.contains("254711000111"), "no phone number in the group id");
+    assert_eq!(q.dedup, "wamid.HBgMMjU0NzExMDAwMTExFQIAEhggQTFBMkEzQTQ=");
+    match &q.job.kind {
+        JobKind::Message(m) => {
+            assert_eq!(m.text.as_deref(), Some("What time do you open on Saturday?"));
+            assert_eq!(m.from_wa_id.as_deref(), Some("254711000111"));
+        }
+        other => panic!("expected a message job, got {other:?}"),
+    }
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn escaped_swahili_and_emoji_verify_on_the_exact_bytes_also_when_base64_encoded(pool: PgPool) {
+    let w = world(pool).await;
+    for name in ["webhook-swahili-message.json", "webhook-text-message-base64.json"] {
+        assert_eq!(w.call(request(&event(name))).await.0, 200, "{name}");
+        let jobs = w.drain().await;
+        assert_eq!(jobs.len(), 1, "{name}");
+        assert_eq!(jobs[0].job.tenant_id, w.salon.id.0);
+        match &jobs[0].job.kind {
+            JobKind::Message(m) => {
+                assert_eq!(m.text.as_deref(), Some("Habari! Mnafungua saa ngapi? \u{1F3B8} Asante sana"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_status_update_becomes_a_status_job(pool: PgPool) {
+    let w = world(pool).await;
+    assert_eq!(w.call(request(&event("webhook-status-update.json"))).await.0, 200);
+    let jobs = w.drain().await;
+    assert_eq!(jobs.len(), 1);
+    assert!(matches!(&jobs[0].job.kind, JobKind::Status(s) if s.status.to_string() == "delivered"));
+    assert!(jobs[0].dedup.ends_with(":delivered"));
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn every_malformed_or_wrong_signature_is_401_and_enqueues_nothing(pool: PgPool) {
+    let w = world(pool).await;
+    assert_eq!(w.call(request(&event("webhook-bad-signature.json"))).await, (401, "invalid signature".into()));
+
+    let body = text_payload(KASSANGAS, "wamid.sig.1", "254711000111", "hello");
+    let good = alphadome::webhook::sign(APP_SECRET.as_bytes(), &body);
+    let mut one_byte = body.clone();
+    let i = one_byte.iter().position(|b| *b == b'h').unwrap();
+    one_byte[i] = b'H';
+    let reserialised = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&body).unwrap()).unwrap();
+    let cases: Vec<(&str, Request)> = vec![
+        ("one byte changed", post(&one_byte, Some(&good))),
+        ("re-serialised body", post(&reserialised, Some(&good))),
+        ("uppercase digest", post(&body, Some(&format!("sha256={}", good["sha256=".len()..].to_uppercase())))),
+        ("sha1 prefix", post(&body, Some(&format!("sha1={}", &good["sha256=".len()..])))),
+        ("no prefix", post(&body, Some(&good["sha256=".len()..]))),
+        ("no header", post(&body, None)),
+        ("empty digest", post(&body, Some("sha256="))),
+    ];
+    for (name, req) in cases {
+        assert_eq!(w.call(req).await.0, 401, "{name}");
+    }
+    assert_eq!(w.drain().await.len(), 0, "nothing was enqueued");
+    // The untouched body with the right signature passes, proving the cases above were close.
+    assert_eq!(w.call(post(&body, Some(&good))).await.0, 200);
+    assert_eq!(w.drain().await.len(), 1);
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn an_oversized_body_is_413_before_anything_else(pool: PgPool) {
+    let w = world(pool).await;
+    let mut body = text_payload(KASSANGAS, "wamid.big", "254711000111", "x");
+    body.resize(alphadome::ingress::MAX_BODY_BYTES + 1, b' ');
+    assert_eq!(w.call(signed(&body)).await.0, 413);
+    assert_eq!(w.drain().await.len(), 0);
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_number_no_tenant_owns_is_200_with_nothing_enqueued(pool: PgPool) {
+    let w = world(pool).await;
+    let body = text_payload("119999999999", "wamid.unknown", "254711000111", "hello");
+    assert_eq!(w.call(signed(&body)).await.0, 200);
+    assert_eq!(w.drain().await.len(), 0);
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn an_inactive_tenant_gets_nothing_enqueued(pool: PgPool) {
+    let w = world(pool).await;
+    w.store.set_tenant_active(w.salon.id, false).await.unwrap();
+    let body = text_payload(SALON, "wamid.inactive", "254711000111", "hello");
+    assert_eq!(w.call(signed(&body)).await.0, 200);
+    assert_eq!(w.drain().await.len(), 0);
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_batch_for_two_tenants_yields_two_jobs_in_two_groups_each_with_its_own_tenant(pool: PgPool) {
+    let w = world(pool).await;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [
+            {"id": "1", "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "1", "phone_number_id": KASSANGAS},
+                "messages": [{"from": "254711000111", "id": "wamid.batch.a", "timestamp": "1", "type": "text", "text": {"body": "a"}}]}}]},
+            {"id": "2", "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "2", "phone_number_id": SALON},
+                "messages": [{"from": "254711000111", "id": "wamid.batch.b", "timestamp": "1", "type": "text", "text": {"body": "b"}}]}}]}
+        ]
+    }))
+    .unwrap();
+    assert_eq!(w.call(signed(&body)).await.0, 200);
+    let jobs = w.drain().await;
+    assert_eq!(jobs.len(), 2);
+    let a = jobs.iter().find(|q| q.job.wa_message_id() == "wamid.batch.a").unwrap();
+    let b = jobs.iter().find(|q| q.job.wa_message_id() == "wamid.batch.b").unwrap();
+    assert_eq!(a.job.tenant_id, w.kassangas.id.0);
+    assert_eq!(b.job.tenant_id, w.salon.id.0);
+    assert_ne!(a.group, b.group, "the same customer of two businesses is two conversations");
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_redelivered_payload_yields_no_second_job_within_the_dedup_window(pool: PgPool) {
+    let w = world(pool).await;
+    for _ in 0..3 {
+        assert_eq!(w.call(request(&event("webhook-text-message.json"))).await.0, 200);
+    }
+    assert_eq!(w.drain().await.len(), 1);
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn every_documented_message_type_parses_and_is_accepted(pool: PgPool) {
+    let w = world(pool).await;
+    // The fixtures' business number belongs to Kassangas here, so every event is enqueued.
+    sqlx::query("update alphadome.bot_tenants set whatsapp_phone_number_id = $1 where id = $2")
+        .bind(FIXTURE_NUMBER)
+        .bind(w.kassangas.id)
+        .execute(w.store.pool())
+        .await
+        .unwrap();
+    let dir = repo().join("shared/tests/data/payloads");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 20);
+    let mut expected = std::collections::BTreeSet::new();
+    for f in &files {
+        let body = std::fs::read(f).unwrap();
+        let payload = alphadome::webhook::WebhookPayload::from_slice(&body).unwrap();
+        // Fixtures that repeat a wamid are one job: SQS deduplicates them.
+        for e in alphadome::webhook::extract_events(&payload) {
+            if e.phone_number_id == FIXTURE_NUMBER {
+                expected.insert(Job::new(w.kassangas.id.0, e).dedup_id());
+            }
+        }
+        let (status, _) = w.call(signed(&body)).await;
+        assert_eq!(status, 200, "{}", f.display());
+    }
+    let jobs = w.drain().await;
+    assert_eq!(jobs.len(), expected.len());
+    assert!(jobs.iter().all(|q| q.job.tenant_id == w.kassangas.id.0));
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_queue_failure_is_500_so_meta_retries(pool: PgPool) {
+    let mut w = world(pool).await;
+    let missing = format!("{}-missing.fifo", w.queue_url.trim_end_matches(".fifo"));
+    w.ingress = Ingress::new(
+        w.store.clone(),
+        w.keys.clone(),
+        JobQueue::Sqs { client: w.sqs.clone(), url: missing },
+        Some(SecretString::from(APP_SECRET.to_owned())),
+        None,
+        None,
+        Duration::from_secs(60),
+    );
+    let (status, body) = w.call(request(&event("webhook-text-message.json"))).await;
+    assert_eq!(status, 500);
+    assert!(!body.contains("sqs") && !body.contains("queue"), "no internals in the body: {body}");
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_business_with_its_own_meta_app_is_verified_with_its_own_secret_only_for_its_numbers(pool: PgPool) {
+    let w = world(pool).await;
+    let own_secret = "salon-own-meta-app-secret";
+    w.store
+        .set_tenant_secret(&w.keys, w.salon.id, alphadome::crypto::SecretColumn::MetaAppSecret, &SecretString::from(own_secret.to_owned()))
+        .await
+        .unwrap();
+    let body = text_payload(SALON, "wamid.own.app", "254711000111", "hi");
+    let req = post(&body, Some(&alphadome::webhook::sign(own_secret.as_bytes(), &body)));
+    assert_eq!(w.call(req).await.0, 200);
+    assert_eq!(w.drain().await.len(), 1);
+    // The salon's secret does not vouch for another tenant's number.
+    let body = text_payload(KASSANGAS, "wamid.forged", "254711000111", "hi");
+    let req = post(&body, Some(&alphadome::webhook::sign(own_secret.as_bytes(), &body)));
+    assert_eq!(w.call(req).await.0, 401);
+    assert_eq!(w.drain().await.len(), 0);
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn the_legacy_number_is_answered_by_the_tenant_of_the_default_brand(pool: PgPool) {
+    let legacy_number = "868405499681303";
+    // The brand id is only known after onboarding, so build the world twice.
+    let w0 = world(pool.clone()).await;
+    let legacy = alphadome::config::LegacyRoute {
+        phone_number_id: PhoneNumberId::parse(legacy_number).unwrap(),
+        brand_id: w0.kassangas.brand_id,
+    };
+    let ingress = Ingress::new(
+        w0.store.clone(),
+        w0.keys.clone(),
+        JobQueue::Sqs { client: w0.sqs.clone(), url: w0.queue_url.clone() },
+        Some(SecretString::from(APP_SECRET.to_owned())),
+        None,
+        Some(legacy),
+        Duration::from_secs(60),
+    );
+    let w = World { ingress, ..w0 };
+    let body = text_payload(legacy_number, "wamid.legacy", "254711000111", "hi");
+    assert_eq!(w.call(signed(&body)).await.0, 200);
+    let jobs = w.drain().await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].job.tenant_id, w.kassangas.id.0);
+    assert_eq!(jobs[0].job.phone_number_id, legacy_number, "the reply goes out from the number that received it");
+}
