@@ -22,3 +22,4 @@ pub mod ingress;
 pub mod local_queue;
 pub mod platform;
 pub mod queue;
+pub mod responder;

@@ -31,7 +31,7 @@ pub struct TemplateRecord {
 }
 
 /// One active knowledge entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct EntryRecord {
     pub id: EntryId,
     pub data_type: String,

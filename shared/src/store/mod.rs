@@ -11,10 +11,12 @@
 mod context;
 mod knowledge;
 pub mod literal;
+mod pipeline;
 mod tenants;
 
 pub use context::*;
 pub use knowledge::*;
+pub use pipeline::*;
 pub use tenants::*;
 
 use anyhow::Context as _;
