@@ -330,3 +330,27 @@ impl Services {
         )
     }
 }
+
+impl Services {
+    /// The responder over these services, sending through Graph or printing (dry run).
+    pub fn responder(&self, outbox: crate::responder::Outbox) -> crate::responder::Responder {
+        let options = crate::responder::ResponderOptions {
+            default_model: self.settings.openai_model.clone(),
+            context_ttl: self.settings.tenant_cache_ttl,
+            ..Default::default()
+        };
+        crate::responder::Responder::new(
+            self.store.clone(),
+            self.keys.clone(),
+            outbox,
+            crate::openai::OpenAiClient::new(&self.settings.openai_base_url, Duration::from_secs(8)),
+            self.secrets.openai_api_key.clone(),
+            options,
+        )
+    }
+
+    /// The Graph API client for this deployment.
+    pub fn whatsapp(&self) -> crate::whatsapp::WhatsAppClient {
+        crate::whatsapp::WhatsAppClient::new(&self.settings.whatsapp_api_base_url, Duration::from_secs(8))
+    }
+}

@@ -562,7 +562,7 @@ impl Responder {
                 None => groups.push((group, vec![(r, job)])),
             }
         }
-        let runs = groups.into_iter().map(|(_, records)| async move {
+        let runs = groups.into_iter().map(|(_, records)| -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send + '_>> { Box::pin(async move {
             let mut failed = Vec::new();
             let mut blocked = false;
             for (record, job) in records {
@@ -570,8 +570,9 @@ impl Responder {
                     failed.push(record.message_id);
                     continue;
                 }
+                // Boxed: the per-message future is large, and the batch nests it in join_all.
                 let ok = match &job {
-                    Some(job) => self.handle_job(job).await.is_ok(),
+                    Some(job) => Box::pin(self.handle_job(job)).await.is_ok(),
                     None => false,
                 };
                 if !ok {
@@ -580,7 +581,7 @@ impl Responder {
                 }
             }
             failed
-        });
+        })});
         futures_util::future::join_all(runs).await.into_iter().flatten().collect()
     }
 }
