@@ -127,6 +127,41 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 )
             })
         }
+        Command::Ask(args) => {
+            let ctx = Ctx::open().await?;
+            let tenant = ctx.store.find_tenant(&args.tenant).await?;
+            let keys = ctx.keys().await;
+            let secrets = alphadome::config::PlatformSecrets {
+                openai_api_key: ctx.settings.overrides.openai_api_key.clone(),
+                ..Default::default()
+            };
+            let responder = alphadome::responder::Responder::new(
+                ctx.store.clone(),
+                keys,
+                // Never used: `ask` does not send.
+                alphadome::responder::Outbox::DryRun(std::sync::Arc::new(|_| {})),
+                alphadome::openai::OpenAiClient::new(
+                    &ctx.settings.openai_base_url,
+                    std::time::Duration::from_secs(8),
+                ),
+                secrets.openai_api_key,
+                alphadome::responder::ResponderOptions {
+                    default_model: ctx.settings.openai_model.clone(),
+                    ..Default::default()
+                },
+            );
+            let answer = responder
+                .ask(tenant, &args.text)
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            print(args.json, &answer, |a| {
+                let matched = match (&a.faq_id, &a.question) {
+                    (Some(id), Some(q)) => format!("\nmatched:  {q} ({id})"),
+                    _ => String::new(),
+                };
+                format!("source:   {}{matched}\nreply:    {}", a.source, a.reply)
+            })
+        }
         Command::Faq(FaqCommand::List(args)) => {
             let ctx = Ctx::open().await?;
             let tenant = ctx.store.find_tenant(&args.tenant).await?;

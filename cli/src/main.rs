@@ -32,6 +32,20 @@ enum Command {
     /// Load and inspect a tenant's FAQ and canned answers.
     #[command(subcommand)]
     Faq(FaqCommand),
+    /// Dry run of the answer policy for one message: no sending, no logging.
+    Ask(Ask),
+}
+
+#[derive(Args)]
+struct Ask {
+    /// Tenant id or phone_number_id.
+    #[arg(long)]
+    tenant: String,
+    /// Print {"source", "faq_id", "question", "reply"}.
+    #[arg(long)]
+    json: bool,
+    /// The customer's message.
+    text: String,
 }
 
 #[derive(Subcommand)]

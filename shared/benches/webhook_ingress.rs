@@ -15,7 +15,11 @@ use std::time::Duration;
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let event: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/webhook-text-message.json")).unwrap(),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/webhook-text-message.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     let body = event["body"].as_str().unwrap().as_bytes().to_vec();
@@ -23,11 +27,20 @@ fn bench(c: &mut Criterion) {
 
     let ingress = rt.block_on(async {
         // Never connects: with a warm cache the path does not touch the database.
-        let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://bench@127.0.0.1:1/none").unwrap();
-        let queue = LocalQueue::start(Arc::new(|_| Box::pin(async { Handled::Done })), 1, RetryPolicy::default());
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://bench@127.0.0.1:1/none")
+            .unwrap();
+        let queue = LocalQueue::start(
+            Arc::new(|_| Box::pin(async { Handled::Done })),
+            1,
+            RetryPolicy::default(),
+        );
         let ingress = Ingress::new(
             Store::from_pool(pool),
-            KeyProvider::new(KeyBackend::LocalDir(std::env::temp_dir()), Duration::from_secs(60)),
+            KeyProvider::new(
+                KeyBackend::LocalDir(std::env::temp_dir()),
+                Duration::from_secs(60),
+            ),
             JobQueue::Local(queue),
             Some(SecretString::from("alphadome-test-app-secret".to_owned())),
             None,
@@ -47,7 +60,10 @@ fn bench(c: &mut Criterion) {
 
     c.bench_function("webhook verify+parse+route (1 message, warm cache)", |b| {
         b.to_async(&rt).iter(|| async {
-            let jobs = ingress.jobs_for(Some(signature.as_bytes()), &body).await.unwrap();
+            let jobs = ingress
+                .jobs_for(Some(signature.as_bytes()), &body)
+                .await
+                .unwrap();
             assert_eq!(jobs.len(), 1);
             jobs
         })

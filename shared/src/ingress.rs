@@ -31,7 +31,10 @@ pub struct Reply {
 
 impl Reply {
     fn new(status: u16, body: &str) -> Self {
-        Self { status, body: body.to_owned() }
+        Self {
+            status,
+            body: body.to_owned(),
+        }
     }
 }
 
@@ -74,7 +77,10 @@ impl Ingress {
             app_secret,
             verify_token,
             legacy,
-            routes: Cache::builder().max_capacity(100_000).time_to_live(route_ttl).build(),
+            routes: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(route_ttl)
+                .build(),
         }
     }
 
@@ -84,19 +90,27 @@ impl Ingress {
 
     /// GET: Meta's subscription handshake. `param` looks up a query parameter.
     pub fn verify_subscription(&self, param: impl Fn(&str) -> Option<String>) -> Reply {
-        let (Some(mode), Some(token), Some(challenge)) =
-            (param("hub.mode"), param("hub.verify_token"), param("hub.challenge"))
-        else {
+        let (Some(mode), Some(token), Some(challenge)) = (
+            param("hub.mode"),
+            param("hub.verify_token"),
+            param("hub.challenge"),
+        ) else {
             return Reply::new(403, "forbidden");
         };
         let Some(expected) = &self.verify_token else {
             tracing::warn!("subscription handshake refused: no verify token is configured");
             return Reply::new(403, "forbidden");
         };
-        let matches: bool = token.as_bytes().ct_eq(expected.expose_secret().as_bytes()).into();
+        let matches: bool = token
+            .as_bytes()
+            .ct_eq(expected.expose_secret().as_bytes())
+            .into();
         if mode == "subscribe" && matches {
             tracing::info!("subscription handshake accepted");
-            Reply { status: 200, body: challenge }
+            Reply {
+                status: 200,
+                body: challenge,
+            }
         } else {
             tracing::warn!("subscription handshake refused");
             Reply::new(403, "forbidden")
@@ -148,10 +162,17 @@ impl Ingress {
 
     /// Pre-warms the routing cache, e.g. with every tenant at start-up.
     pub async fn remember_route(&self, phone_number_id: &str, route: Option<TenantRoute>) {
-        self.routes.insert(phone_number_id.to_owned(), route.map(Arc::new)).await;
+        self.routes
+            .insert(phone_number_id.to_owned(), route.map(Arc::new))
+            .await;
     }
 
-    async fn accept(&self, signature: Option<&[u8]>, body: &[u8], outcome: &mut Outcome) -> Result<Vec<Job>, Reply> {
+    async fn accept(
+        &self,
+        signature: Option<&[u8]>,
+        body: &[u8],
+        outcome: &mut Outcome,
+    ) -> Result<Vec<Job>, Reply> {
         if body.len() > MAX_BODY_BYTES {
             return Err(Reply::new(413, "payload too large"));
         }
@@ -161,13 +182,15 @@ impl Ingress {
         }
         // The platform's own app signs almost every delivery: check it before parsing anything.
         let platform_ok = match &self.app_secret {
-            Some(secret) => match webhook::verify(secret.expose_secret().as_bytes(), body, signature) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::debug!(reason = %e, "not signed by the platform app");
-                    false
+            Some(secret) => {
+                match webhook::verify(secret.expose_secret().as_bytes(), body, signature) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::debug!(reason = %e, "not signed by the platform app");
+                        false
+                    }
                 }
-            },
+            }
             None => false,
         };
         // Otherwise the delivery may come from a tenant's own Meta app: parsing just enough to
@@ -209,14 +232,20 @@ impl Ingress {
             let mut trusted = Vec::new();
             for (pnid, route) in &routes {
                 let Some(route) = route else { continue };
-                let Some(sealed) = &route.meta_app_secret else { continue };
+                let Some(sealed) = &route.meta_app_secret else {
+                    continue;
+                };
                 match self.tenant_app_secret(route, sealed).await {
                     Ok(secret) => {
-                        if webhook::verify(secret.expose_secret().as_bytes(), body, signature).is_ok() {
+                        if webhook::verify(secret.expose_secret().as_bytes(), body, signature)
+                            .is_ok()
+                        {
                             trusted.push(pnid.clone());
                         }
                     }
-                    Err(e) => tracing::error!(tenant_id = %route.tenant_id, error = %format!("{e:#}"), "cannot open tenant app secret"),
+                    Err(e) => {
+                        tracing::error!(tenant_id = %route.tenant_id, error = %format!("{e:#}"), "cannot open tenant app secret")
+                    }
                 }
             }
             if trusted.is_empty() {
@@ -227,7 +256,11 @@ impl Ingress {
         };
 
         for (pnid, err) in webhook::value_errors(&payload) {
-            tracing::warn!(phone_number_id = pnid, code = err.code, "Meta reported an error on a business number");
+            tracing::warn!(
+                phone_number_id = pnid,
+                code = err.code,
+                "Meta reported an error on a business number"
+            );
         }
 
         let mut jobs = Vec::new();
@@ -279,9 +312,16 @@ impl Ingress {
             .map_err(|e| anyhow::anyhow!("{e:#}"))
     }
 
-    async fn tenant_app_secret(&self, route: &TenantRoute, sealed: &str) -> anyhow::Result<SecretString> {
+    async fn tenant_app_secret(
+        &self,
+        route: &TenantRoute,
+        sealed: &str,
+    ) -> anyhow::Result<SecretString> {
         let version = crate::crypto::envelope_version(sealed)?;
-        let ring = self.keys.ring_with_version(route.tenant_id, version).await?;
+        let ring = self
+            .keys
+            .ring_with_version(route.tenant_id, version)
+            .await?;
         Ok(ring.decrypt(SecretColumn::MetaAppSecret, sealed)?)
     }
 }
@@ -303,18 +343,34 @@ impl Services {
         let secrets = crate::platform::load_platform_secrets(&settings, Some(&sdk)).await?;
         let url = crate::platform::database_url(&settings, &secrets)?;
         let store = Store::connect(&url, max_connections).await?;
-        let keys = KeyProvider::from_settings(&settings.key_provider, Some(&sdk), settings.tenant_cache_ttl).await;
-        Ok(Self { settings, secrets, sdk, store, keys })
+        let keys = KeyProvider::from_settings(
+            &settings.key_provider,
+            Some(&sdk),
+            settings.tenant_cache_ttl,
+        )
+        .await;
+        Ok(Self {
+            settings,
+            secrets,
+            sdk,
+            store,
+            keys,
+        })
     }
 
     /// The SQS queue named by REPLY_QUEUE_URL.
     pub fn sqs_queue(&self) -> anyhow::Result<JobQueue> {
-        let url = self
-            .settings
-            .reply_queue_url
-            .clone()
-            .ok_or(crate::config::ConfigError::Missing(crate::config::REPLY_QUEUE_URL))?;
-        Ok(JobQueue::Sqs { client: aws_sdk_sqs::Client::new(&self.sdk), url })
+        let url =
+            self.settings
+                .reply_queue_url
+                .clone()
+                .ok_or(crate::config::ConfigError::Missing(
+                    crate::config::REPLY_QUEUE_URL,
+                ))?;
+        Ok(JobQueue::Sqs {
+            client: aws_sdk_sqs::Client::new(&self.sdk),
+            url,
+        })
     }
 
     /// The webhook's core over the given queue.
@@ -343,7 +399,10 @@ impl Services {
             self.store.clone(),
             self.keys.clone(),
             outbox,
-            crate::openai::OpenAiClient::new(&self.settings.openai_base_url, Duration::from_secs(8)),
+            crate::openai::OpenAiClient::new(
+                &self.settings.openai_base_url,
+                Duration::from_secs(8),
+            ),
             self.secrets.openai_api_key.clone(),
             options,
         )
@@ -351,6 +410,9 @@ impl Services {
 
     /// The Graph API client for this deployment.
     pub fn whatsapp(&self) -> crate::whatsapp::WhatsAppClient {
-        crate::whatsapp::WhatsAppClient::new(&self.settings.whatsapp_api_base_url, Duration::from_secs(8))
+        crate::whatsapp::WhatsAppClient::new(
+            &self.settings.whatsapp_api_base_url,
+            Duration::from_secs(8),
+        )
     }
 }

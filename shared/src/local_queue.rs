@@ -35,7 +35,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: 5, first_backoff: Duration::from_millis(500), max_backoff: Duration::from_secs(30) }
+        Self {
+            max_attempts: 5,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
     }
 }
 
@@ -75,7 +79,11 @@ impl LocalQueue {
     /// Starts `workers` workers that run `handler`.
     pub fn start(handler: Handler, workers: usize, policy: RetryPolicy) -> Self {
         let (tx, rx) = mpsc::unbounded_channel::<String>();
-        let queue = Self { state: Arc::default(), ready: tx, idle: Arc::new(Notify::new()) };
+        let queue = Self {
+            state: Arc::default(),
+            ready: tx,
+            idle: Arc::new(Notify::new()),
+        };
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..workers.max(1) {
             let (queue, rx, handler) = (queue.clone(), rx.clone(), handler.clone());
@@ -100,7 +108,10 @@ impl LocalQueue {
             if st.closed {
                 return Err(QueueClosed);
             }
-            st.groups.entry(group.clone()).or_default().push_back((job, 0));
+            st.groups
+                .entry(group.clone())
+                .or_default()
+                .push_back((job, 0));
             st.pending += 1;
             st.busy.insert(group.clone())
         };
@@ -133,7 +144,14 @@ impl LocalQueue {
                             group, attempts, reason = %reason,
                             "job parked after its last attempt (see `parked`); the conversation goes on"
                         );
-                        self.finish_head(group, Some(ParkedJob { job, attempts, last_error: reason }));
+                        self.finish_head(
+                            group,
+                            Some(ParkedJob {
+                                job,
+                                attempts,
+                                last_error: reason,
+                            }),
+                        );
                         continue;
                     }
                     let backoff = policy
@@ -186,7 +204,11 @@ impl LocalQueue {
 
     /// Jobs that used up their attempts.
     pub fn parked(&self) -> Vec<ParkedJob> {
-        self.state.lock().expect("queue state poisoned").parked.clone()
+        self.state
+            .lock()
+            .expect("queue state poisoned")
+            .parked
+            .clone()
     }
 
     /// Waits until nothing is pending (without closing).

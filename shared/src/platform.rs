@@ -26,12 +26,13 @@ pub async fn load_platform_secrets(
                 .await
                 .map_err(|e| anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(e)))
                 .context("reading the platform secret (PLATFORM_SECRET_ID)")?;
-            let text = out
-                .secret_string()
-                .ok_or_else(|| anyhow!("the platform secret (PLATFORM_SECRET_ID) has no string value"))?;
+            let text = out.secret_string().ok_or_else(|| {
+                anyhow!("the platform secret (PLATFORM_SECRET_ID) has no string value")
+            })?;
             // The error never quotes the document: it holds secrets.
-            serde_json::from_str::<PlatformSecrets>(text)
-                .map_err(|_| anyhow!("the platform secret (PLATFORM_SECRET_ID) is not a JSON object of strings"))?
+            serde_json::from_str::<PlatformSecrets>(text).map_err(|_| {
+                anyhow!("the platform secret (PLATFORM_SECRET_ID) is not a JSON object of strings")
+            })?
         }
     };
     Ok(without_blanks(settings.overrides.clone().or(stored)))
@@ -49,7 +50,10 @@ fn without_blanks(s: PlatformSecrets) -> PlatformSecrets {
 }
 
 /// The database URL: `DATABASE_URL`, else the platform secret's `database_url`.
-pub fn database_url(settings: &Settings, secrets: &PlatformSecrets) -> anyhow::Result<SecretString> {
+pub fn database_url(
+    settings: &Settings,
+    secrets: &PlatformSecrets,
+) -> anyhow::Result<SecretString> {
     settings
         .database_url
         .clone()

@@ -19,7 +19,10 @@ pub enum QueueError {
 /// Where jobs go.
 #[derive(Clone)]
 pub enum JobQueue {
-    Sqs { client: aws_sdk_sqs::Client, url: String },
+    Sqs {
+        client: aws_sdk_sqs::Client,
+        url: String,
+    },
     Local(crate::local_queue::LocalQueue),
 }
 
@@ -36,7 +39,8 @@ impl JobQueue {
         match self {
             Self::Local(q) => {
                 for job in jobs {
-                    q.push(job.clone()).map_err(|e| QueueError::Unavailable(e.to_string()))?;
+                    q.push(job.clone())
+                        .map_err(|e| QueueError::Unavailable(e.to_string()))?;
                 }
                 Ok(())
             }
@@ -62,10 +66,16 @@ impl JobQueue {
                         .send()
                         .await
                         .map_err(|e| {
-                            QueueError::Unavailable(format!("{:#}", anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e))))
+                            QueueError::Unavailable(format!(
+                                "{:#}",
+                                anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e))
+                            ))
                         })?;
                     if !out.failed().is_empty() {
-                        return Err(QueueError::Partial { failed: out.failed().len(), total: chunk.len() });
+                        return Err(QueueError::Partial {
+                            failed: out.failed().len(),
+                            total: chunk.len(),
+                        });
                     }
                 }
                 Ok(())

@@ -6,7 +6,10 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 
 /// Handles one SQS batch; failed records are returned for SQS to redeliver.
-pub async fn handle(responder: &Responder, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+pub async fn handle(
+    responder: &Responder,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error> {
     let records = event
         .payload
         .records

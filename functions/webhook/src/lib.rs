@@ -23,7 +23,10 @@ pub async fn handle(ingress: &Ingress, req: Request) -> Result<Response<Body>, E
             };
             ingress.receive(signature, body).await
         }
-        _ => alphadome::ingress::Reply { status: 405, body: "method not allowed".into() },
+        _ => alphadome::ingress::Reply {
+            status: 405,
+            body: "method not allowed".into(),
+        },
     };
     Ok(Response::builder()
         .status(reply.status)

@@ -26,7 +26,8 @@ fn repo() -> PathBuf {
 }
 
 fn event(name: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(repo().join("events").join(name)).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(repo().join("events").join(name)).unwrap())
+        .unwrap()
 }
 
 fn request(ev: &serde_json::Value) -> Request {
@@ -46,7 +47,10 @@ fn post(body: &[u8], signature: Option<&str>) -> Request {
 }
 
 fn signed(body: &[u8]) -> Request {
-    post(body, Some(&alphadome::webhook::sign(APP_SECRET.as_bytes(), body)))
+    post(
+        body,
+        Some(&alphadome::webhook::sign(APP_SECRET.as_bytes(), body)),
+    )
 }
 
 fn text_payload(pnid: &str, wamid: &str, from: &str, text: &str) -> Vec<u8> {
@@ -74,9 +78,14 @@ struct World {
 
 async fn sdk() -> aws_config::SdkConfig {
     alphadome::aws::loader()
-        .endpoint_url(std::env::var("ALPHADOME_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5000".into()))
+        .endpoint_url(
+            std::env::var("ALPHADOME_TEST_AWS_ENDPOINT")
+                .unwrap_or_else(|_| "http://127.0.0.1:5000".into()),
+        )
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
         .load()
         .await
 }
@@ -104,12 +113,24 @@ async fn world_with_legacy(pool: PgPool, legacy: Option<alphadome::config::Legac
     let store = Store::from_pool(pool);
     let dir = std::env::temp_dir().join(format!("alphadome-webhook-test-{}", uuid::Uuid::new_v4()));
     let keys = KeyProvider::new(KeyBackend::LocalDir(dir), Duration::from_secs(60));
-    let kassangas = store.create_tenant(&keys, tenant("Kassangas Music Shop", "254702245555", KASSANGAS)).await.unwrap();
-    let salon = store.create_tenant(&keys, tenant("Nyota Salon", "254711000222", SALON)).await.unwrap();
+    let kassangas = store
+        .create_tenant(
+            &keys,
+            tenant("Kassangas Music Shop", "254702245555", KASSANGAS),
+        )
+        .await
+        .unwrap();
+    let salon = store
+        .create_tenant(&keys, tenant("Nyota Salon", "254711000222", SALON))
+        .await
+        .unwrap();
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let queue_url = sqs
         .create_queue()
-        .queue_name(format!("alphadome-test-{}.fifo", uuid::Uuid::new_v4().simple()))
+        .queue_name(format!(
+            "alphadome-test-{}.fifo",
+            uuid::Uuid::new_v4().simple()
+        ))
         .attributes(QueueAttributeName::FifoQueue, "true")
         .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
         .send()
@@ -120,13 +141,24 @@ async fn world_with_legacy(pool: PgPool, legacy: Option<alphadome::config::Legac
     let ingress = Ingress::new(
         store.clone(),
         keys.clone(),
-        JobQueue::Sqs { client: sqs.clone(), url: queue_url.clone() },
+        JobQueue::Sqs {
+            client: sqs.clone(),
+            url: queue_url.clone(),
+        },
         Some(SecretString::from(APP_SECRET.to_owned())),
         Some(SecretString::from(VERIFY_TOKEN.to_owned())),
         legacy,
         Duration::from_secs(60),
     );
-    World { ingress, sqs, queue_url, kassangas, salon, store, keys }
+    World {
+        ingress,
+        sqs,
+        queue_url,
+        kassangas,
+        salon,
+        store,
+        keys,
+    }
 }
 
 struct Queued {
@@ -195,7 +227,8 @@ async fn the_subscription_handshake_answers_the_challenge_only_for_the_right_tok
     assert_eq!(w.call(request(&wrong)).await.0, 403);
 
     let mut no_mode = event("webhook-verify.json");
-    no_mode["queryStringParameters"] = serde_json::json!({"hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"});
+    no_mode["queryStringParameters"] =
+        serde_json::json!({"hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"});
     no_mode["rawQueryString"] = format!("hub.verify_token={VERIFY_TOKEN}&hub.challenge=1").into();
     assert_eq!(w.call(request(&no_mode)).await.0, 403);
 }
@@ -211,11 +244,17 @@ async fn a_signed_text_message_becomes_one_job_for_the_tenant_that_owns_the_numb
     assert_eq!(q.job.tenant_id, w.kassangas.id.0);
     assert_eq!(q.job.phone_number_id, KASSANGAS);
     assert_eq!(q.group, q.job.group_id());
-    assert!(!q.group.contains("254711000111"), "no phone number in the group id");
+    assert!(
+        !q.group.contains("254711000111"),
+        "no phone number in the group id"
+    );
     assert_eq!(q.dedup, "wamid.HBgMMjU0NzExMDAwMTExFQIAEhggQTFBMkEzQTQ=");
     match &q.job.kind {
         JobKind::Message(m) => {
-            assert_eq!(m.text.as_deref(), Some("What time do you open on Saturday?"));
+            assert_eq!(
+                m.text.as_deref(),
+                Some("What time do you open on Saturday?")
+            );
             assert_eq!(m.from_wa_id.as_deref(), Some("254711000111"));
         }
         other => panic!("expected a message job, got {other:?}"),
@@ -223,16 +262,24 @@ async fn a_signed_text_message_becomes_one_job_for_the_tenant_that_owns_the_numb
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
-async fn escaped_swahili_and_emoji_verify_on_the_exact_bytes_also_when_base64_encoded(pool: PgPool) {
+async fn escaped_swahili_and_emoji_verify_on_the_exact_bytes_also_when_base64_encoded(
+    pool: PgPool,
+) {
     let w = world(pool).await;
-    for name in ["webhook-swahili-message.json", "webhook-text-message-base64.json"] {
+    for name in [
+        "webhook-swahili-message.json",
+        "webhook-text-message-base64.json",
+    ] {
         assert_eq!(w.call(request(&event(name))).await.0, 200, "{name}");
         let jobs = w.drain().await;
         assert_eq!(jobs.len(), 1, "{name}");
         assert_eq!(jobs[0].job.tenant_id, w.salon.id.0);
         match &jobs[0].job.kind {
             JobKind::Message(m) => {
-                assert_eq!(m.text.as_deref(), Some("Habari! Mnafungua saa ngapi? \u{1F3B8} Asante sana"))
+                assert_eq!(
+                    m.text.as_deref(),
+                    Some("Habari! Mnafungua saa ngapi? \u{1F3B8} Asante sana")
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -242,7 +289,12 @@ async fn escaped_swahili_and_emoji_verify_on_the_exact_bytes_also_when_base64_en
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn a_status_update_becomes_a_status_job(pool: PgPool) {
     let w = world(pool).await;
-    assert_eq!(w.call(request(&event("webhook-status-update.json"))).await.0, 200);
+    assert_eq!(
+        w.call(request(&event("webhook-status-update.json")))
+            .await
+            .0,
+        200
+    );
     let jobs = w.drain().await;
     assert_eq!(jobs.len(), 1);
     assert!(matches!(&jobs[0].job.kind, JobKind::Status(s) if s.status.to_string() == "delivered"));
@@ -252,19 +304,36 @@ async fn a_status_update_becomes_a_status_job(pool: PgPool) {
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn every_malformed_or_wrong_signature_is_401_and_enqueues_nothing(pool: PgPool) {
     let w = world(pool).await;
-    assert_eq!(w.call(request(&event("webhook-bad-signature.json"))).await, (401, "invalid signature".into()));
+    assert_eq!(
+        w.call(request(&event("webhook-bad-signature.json"))).await,
+        (401, "invalid signature".into())
+    );
 
     let body = text_payload(KASSANGAS, "wamid.sig.1", "254711000111", "hello");
     let good = alphadome::webhook::sign(APP_SECRET.as_bytes(), &body);
     let mut one_byte = body.clone();
     let i = one_byte.iter().position(|b| *b == b'h').unwrap();
     one_byte[i] = b'H';
-    let reserialised = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&body).unwrap()).unwrap();
+    let reserialised =
+        serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+            .unwrap();
     let cases: Vec<(&str, Request)> = vec![
         ("one byte changed", post(&one_byte, Some(&good))),
         ("re-serialised body", post(&reserialised, Some(&good))),
-        ("uppercase digest", post(&body, Some(&format!("sha256={}", good["sha256=".len()..].to_uppercase())))),
-        ("sha1 prefix", post(&body, Some(&format!("sha1={}", &good["sha256=".len()..])))),
+        (
+            "uppercase digest",
+            post(
+                &body,
+                Some(&format!(
+                    "sha256={}",
+                    good["sha256=".len()..].to_uppercase()
+                )),
+            ),
+        ),
+        (
+            "sha1 prefix",
+            post(&body, Some(&format!("sha1={}", &good["sha256=".len()..]))),
+        ),
         ("no prefix", post(&body, Some(&good["sha256=".len()..]))),
         ("no header", post(&body, None)),
         ("empty digest", post(&body, Some("sha256="))),
@@ -305,7 +374,9 @@ async fn an_inactive_tenant_gets_nothing_enqueued(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
-async fn a_batch_for_two_tenants_yields_two_jobs_in_two_groups_each_with_its_own_tenant(pool: PgPool) {
+async fn a_batch_for_two_tenants_yields_two_jobs_in_two_groups_each_with_its_own_tenant(
+    pool: PgPool,
+) {
     let w = world(pool).await;
     let body = serde_json::to_vec(&serde_json::json!({
         "object": "whatsapp_business_account",
@@ -322,18 +393,30 @@ async fn a_batch_for_two_tenants_yields_two_jobs_in_two_groups_each_with_its_own
     assert_eq!(w.call(signed(&body)).await.0, 200);
     let jobs = w.drain().await;
     assert_eq!(jobs.len(), 2);
-    let a = jobs.iter().find(|q| q.job.wa_message_id() == "wamid.batch.a").unwrap();
-    let b = jobs.iter().find(|q| q.job.wa_message_id() == "wamid.batch.b").unwrap();
+    let a = jobs
+        .iter()
+        .find(|q| q.job.wa_message_id() == "wamid.batch.a")
+        .unwrap();
+    let b = jobs
+        .iter()
+        .find(|q| q.job.wa_message_id() == "wamid.batch.b")
+        .unwrap();
     assert_eq!(a.job.tenant_id, w.kassangas.id.0);
     assert_eq!(b.job.tenant_id, w.salon.id.0);
-    assert_ne!(a.group, b.group, "the same customer of two businesses is two conversations");
+    assert_ne!(
+        a.group, b.group,
+        "the same customer of two businesses is two conversations"
+    );
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn a_redelivered_payload_yields_no_second_job_within_the_dedup_window(pool: PgPool) {
     let w = world(pool).await;
     for _ in 0..3 {
-        assert_eq!(w.call(request(&event("webhook-text-message.json"))).await.0, 200);
+        assert_eq!(
+            w.call(request(&event("webhook-text-message.json"))).await.0,
+            200
+        );
     }
     assert_eq!(w.drain().await.len(), 1);
 }
@@ -349,7 +432,10 @@ async fn every_documented_message_type_parses_and_is_accepted(pool: PgPool) {
         .await
         .unwrap();
     let dir = repo().join("shared/tests/data/payloads");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() >= 20);
     let mut expected = std::collections::BTreeSet::new();
@@ -377,7 +463,10 @@ async fn a_queue_failure_is_500_so_meta_retries(pool: PgPool) {
     w.ingress = Ingress::new(
         w.store.clone(),
         w.keys.clone(),
-        JobQueue::Sqs { client: w.sqs.clone(), url: missing },
+        JobQueue::Sqs {
+            client: w.sqs.clone(),
+            url: missing,
+        },
         Some(SecretString::from(APP_SECRET.to_owned())),
         None,
         None,
@@ -385,24 +474,40 @@ async fn a_queue_failure_is_500_so_meta_retries(pool: PgPool) {
     );
     let (status, body) = w.call(request(&event("webhook-text-message.json"))).await;
     assert_eq!(status, 500);
-    assert!(!body.contains("sqs") && !body.contains("queue"), "no internals in the body: {body}");
+    assert!(
+        !body.contains("sqs") && !body.contains("queue"),
+        "no internals in the body: {body}"
+    );
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
-async fn a_business_with_its_own_meta_app_is_verified_with_its_own_secret_only_for_its_numbers(pool: PgPool) {
+async fn a_business_with_its_own_meta_app_is_verified_with_its_own_secret_only_for_its_numbers(
+    pool: PgPool,
+) {
     let w = world(pool).await;
     let own_secret = "salon-own-meta-app-secret";
     w.store
-        .set_tenant_secret(&w.keys, w.salon.id, alphadome::crypto::SecretColumn::MetaAppSecret, &SecretString::from(own_secret.to_owned()))
+        .set_tenant_secret(
+            &w.keys,
+            w.salon.id,
+            alphadome::crypto::SecretColumn::MetaAppSecret,
+            &SecretString::from(own_secret.to_owned()),
+        )
         .await
         .unwrap();
     let body = text_payload(SALON, "wamid.own.app", "254711000111", "hi");
-    let req = post(&body, Some(&alphadome::webhook::sign(own_secret.as_bytes(), &body)));
+    let req = post(
+        &body,
+        Some(&alphadome::webhook::sign(own_secret.as_bytes(), &body)),
+    );
     assert_eq!(w.call(req).await.0, 200);
     assert_eq!(w.drain().await.len(), 1);
     // The salon's secret does not vouch for another tenant's number.
     let body = text_payload(KASSANGAS, "wamid.forged", "254711000111", "hi");
-    let req = post(&body, Some(&alphadome::webhook::sign(own_secret.as_bytes(), &body)));
+    let req = post(
+        &body,
+        Some(&alphadome::webhook::sign(own_secret.as_bytes(), &body)),
+    );
     assert_eq!(w.call(req).await.0, 401);
     assert_eq!(w.drain().await.len(), 0);
 }
@@ -419,7 +524,10 @@ async fn the_legacy_number_is_answered_by_the_tenant_of_the_default_brand(pool: 
     let ingress = Ingress::new(
         w0.store.clone(),
         w0.keys.clone(),
-        JobQueue::Sqs { client: w0.sqs.clone(), url: w0.queue_url.clone() },
+        JobQueue::Sqs {
+            client: w0.sqs.clone(),
+            url: w0.queue_url.clone(),
+        },
         Some(SecretString::from(APP_SECRET.to_owned())),
         None,
         Some(legacy),
@@ -431,5 +539,8 @@ async fn the_legacy_number_is_answered_by_the_tenant_of_the_default_brand(pool: 
     let jobs = w.drain().await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].job.tenant_id, w.kassangas.id.0);
-    assert_eq!(jobs[0].job.phone_number_id, legacy_number, "the reply goes out from the number that received it");
+    assert_eq!(
+        jobs[0].job.phone_number_id, legacy_number,
+        "the reply goes out from the number that received it"
+    );
 }

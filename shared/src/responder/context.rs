@@ -36,16 +36,28 @@ impl TenantContext {
         }
         let faq = FaqIndex::build(faq_entries.iter().map(|&i| doc(&record.training[i])));
         let grounding = FaqIndex::build(record.training.iter().map(doc));
-        Self { record, settings, faq, faq_entries, grounding }
+        Self {
+            record,
+            settings,
+            faq,
+            faq_entries,
+            grounding,
+        }
     }
 
     /// The confident FAQ/canned match for a message, if any.
     pub fn match_faq(&self, text: &str) -> Option<&EntryRecord> {
-        self.faq.best_match(text).map(|m| &self.record.training[self.faq_entries[m.index]])
+        self.faq
+            .best_match(text)
+            .map(|m| &self.record.training[self.faq_entries[m.index]])
     }
 
     /// The `k` entries most relevant to a message, for grounding the AI.
     pub fn grounding_for(&self, text: &str, k: usize) -> Vec<&EntryRecord> {
-        self.grounding.rank(text, k).into_iter().map(|m| &self.record.training[m.index]).collect()
+        self.grounding
+            .rank(text, k)
+            .into_iter()
+            .map(|m| &self.record.training[m.index])
+            .collect()
     }
 }

@@ -141,8 +141,19 @@ impl Responder {
         platform_ai_key: Option<SecretString>,
         options: ResponderOptions,
     ) -> Self {
-        let contexts = Cache::builder().max_capacity(10_000).time_to_live(options.context_ttl).build();
-        Self { store, keys, outbox, openai, platform_ai_key, options, contexts }
+        let contexts = Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(options.context_ttl)
+            .build();
+        Self {
+            store,
+            keys,
+            outbox,
+            openai,
+            platform_ai_key,
+            options,
+            contexts,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -154,7 +165,12 @@ impl Responder {
         let store = self.store.clone();
         self.contexts
             .try_get_with(tenant, async move {
-                Ok::<_, crate::store::StoreError>(store.load_tenant_context(tenant).await?.map(|r| Arc::new(TenantContext::new(r))))
+                Ok::<_, crate::store::StoreError>(
+                    store
+                        .load_tenant_context(tenant)
+                        .await?
+                        .map(|r| Arc::new(TenantContext::new(r))),
+                )
             })
             .await
             .map_err(|e| Retry(format!("loading the tenant context: {e:#}")))
@@ -190,7 +206,12 @@ impl Responder {
         Ok(Outcome::Status(moved))
     }
 
-    async fn handle_message(&self, tenant: TenantId, phone_number_id: &str, m: &InboundMessage) -> Result<Outcome, Retry> {
+    async fn handle_message(
+        &self,
+        tenant: TenantId,
+        phone_number_id: &str,
+        m: &InboundMessage,
+    ) -> Result<Outcome, Retry> {
         let Some(ctx) = self.context(tenant).await? else {
             tracing::warn!("job for a tenant that no longer exists; dropped");
             return Ok(Outcome::UnknownTenant);
@@ -233,7 +254,8 @@ impl Responder {
         let facts = Facts {
             tenant_active: t.is_active,
             bot_enabled,
-            has_token: t.whatsapp_access_token.is_some() || matches!(self.outbox, Outbox::DryRun(_)),
+            has_token: t.whatsapp_access_token.is_some()
+                || matches!(self.outbox, Outbox::DryRun(_)),
             was_subscribed: begin.was_subscribed,
             paused_until: begin.paused_until,
             replies_this_hour: begin.replies_this_hour,
@@ -277,29 +299,56 @@ impl Responder {
             }
             Decision::Control(ControlIntent::Stop) => {
                 source = Some(Source::Control);
-                replies.push(PlannedReply { source: "control", text: policy::stop_confirmation(business), to_customer: true });
+                replies.push(PlannedReply {
+                    source: "control",
+                    text: policy::stop_confirmation(business),
+                    to_customer: true,
+                });
             }
             Decision::Control(_) => {
                 source = Some(Source::Control);
-                replies.push(PlannedReply { source: "control", text: policy::start_confirmation(business), to_customer: true });
+                replies.push(PlannedReply {
+                    source: "control",
+                    text: policy::start_confirmation(business),
+                    to_customer: true,
+                });
             }
             Decision::Answer(entry) => {
-                let s = if entry.data_type == "canned" { Source::Canned } else { Source::Faq };
+                let s = if entry.data_type == "canned" {
+                    Source::Canned
+                } else {
+                    Source::Faq
+                };
                 source = Some(s);
                 matched = Some(entry.id);
-                replies.push(PlannedReply { source: s.as_str(), text: entry.answer.clone(), to_customer: true });
+                replies.push(PlannedReply {
+                    source: s.as_str(),
+                    text: entry.answer.clone(),
+                    to_customer: true,
+                });
             }
             Decision::AskForText => {
                 source = Some(Source::Fallback);
-                replies.push(PlannedReply { source: "fallback", text: policy::ask_for_text_reply(), to_customer: true });
+                replies.push(PlannedReply {
+                    source: "fallback",
+                    text: policy::ask_for_text_reply(),
+                    to_customer: true,
+                });
             }
             Decision::AskAi => {
                 let text = text.unwrap_or_default();
-                match self.ask_ai(&ctx, ai_key.as_ref(), &begin.history, text).await {
+                match self
+                    .ask_ai(&ctx, ai_key.as_ref(), &begin.history, text)
+                    .await
+                {
                     Ok(reply) => {
                         source = Some(Source::Ai);
                         usage = (reply.prompt_tokens, reply.completion_tokens);
-                        replies.push(PlannedReply { source: "ai", text: reply.text, to_customer: true });
+                        replies.push(PlannedReply {
+                            source: "ai",
+                            text: reply.text,
+                            to_customer: true,
+                        });
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "AI failed; handing over to a person");
@@ -311,20 +360,42 @@ impl Responder {
         }
         if let Some(asked) = escalate {
             source = Some(Source::Escalation);
-            replies.push(PlannedReply { source: "fallback", text: policy::handover_reply(business), to_customer: true });
+            replies.push(PlannedReply {
+                source: "fallback",
+                text: policy::handover_reply(business),
+                to_customer: true,
+            });
             if ctx.settings.escalation_phone.is_some() {
                 let customer = m.sender().unwrap_or("unknown");
                 replies.push(PlannedReply {
                     source: "escalation",
-                    text: policy::escalation_notice(business, customer, m.profile_name.as_deref(), text, asked),
+                    text: policy::escalation_notice(
+                        business,
+                        customer,
+                        m.profile_name.as_deref(),
+                        text,
+                        asked,
+                    ),
                     to_customer: false,
                 });
                 pause = Some(ctx.settings.escalation_quiet_minutes);
             }
         }
         if begin.first_contact && source != Some(Source::Control) {
-            if let Some(welcome) = ctx.settings.welcome_message.as_deref().filter(|w| !w.trim().is_empty()) {
-                replies.insert(0, PlannedReply { source: "welcome", text: welcome.to_owned(), to_customer: true });
+            if let Some(welcome) = ctx
+                .settings
+                .welcome_message
+                .as_deref()
+                .filter(|w| !w.trim().is_empty())
+            {
+                replies.insert(
+                    0,
+                    PlannedReply {
+                        source: "welcome",
+                        text: welcome.to_owned(),
+                        to_customer: true,
+                    },
+                );
             }
         }
         let recorded = self
@@ -343,7 +414,8 @@ impl Responder {
                 replies: &replies,
             })
             .await?;
-        self.send_all(&ctx, phone_number_id, m, &replies, &recorded).await
+        self.send_all(&ctx, phone_number_id, m, &replies, &recorded)
+            .await
     }
 
     /// Sends the recorded replies, then records what Graph said.
@@ -373,13 +445,21 @@ impl Responder {
         let mut quoted = false;
         for (plan, rec) in planned.iter().zip(recorded) {
             if !rec.send {
-                tracing::info!(source = plan.source, "reply recorded by an earlier attempt; not sent again");
+                tracing::info!(
+                    source = plan.source,
+                    "reply recorded by an earlier attempt; not sent again"
+                );
                 continue;
             }
             let to = if plan.to_customer {
                 customer.clone()
             } else {
-                match ctx.settings.escalation_phone.as_deref().map(PhoneNumber::parse) {
+                match ctx
+                    .settings
+                    .escalation_phone
+                    .as_deref()
+                    .map(PhoneNumber::parse)
+                {
                     Some(Ok(p)) => Recipient::Phone(p.as_str().to_owned()),
                     _ => continue,
                 }
@@ -392,7 +472,11 @@ impl Responder {
                 None
             };
             let outcome = match (&self.outbox, &token) {
-                (Outbox::Graph(client), Some(token)) => client.send_text(phone_number_id, token, &to, &plan.text, reply_to).await,
+                (Outbox::Graph(client), Some(token)) => {
+                    client
+                        .send_text(phone_number_id, token, &to, &plan.text, reply_to)
+                        .await
+                }
                 (Outbox::DryRun(print), _) => {
                     print(DryRunReply {
                         tenant_id: tenant,
@@ -404,14 +488,22 @@ impl Responder {
                         source: plan.source,
                         text: plan.text.clone(),
                     });
-                    Ok(vec![format!("wamid.dryrun.{}", uuid::Uuid::new_v4().simple())])
+                    Ok(vec![format!(
+                        "wamid.dryrun.{}",
+                        uuid::Uuid::new_v4().simple()
+                    )])
                 }
                 (Outbox::Graph(_), None) => unreachable!("a Graph outbox always has a token"),
             };
             match outcome {
                 Ok(ids) => {
                     sent_sources.push(plan.source);
-                    results.push(SendResult { id: rec.id, status: "sent", sent_wa_message_id: ids.into_iter().next(), error_code: None });
+                    results.push(SendResult {
+                        id: rec.id,
+                        status: "sent",
+                        sent_wa_message_id: ids.into_iter().next(),
+                        error_code: None,
+                    });
                 }
                 Err(e) => {
                     let status = if e.is_retryable() { "retry" } else { "failed" };
@@ -420,18 +512,31 @@ impl Responder {
                     }
                     if matches!(e, SendError::TokenInvalid { .. }) {
                         token_invalid = true;
-                        tracing::error!("WhatsApp token rejected (190): tenant flagged for a new token");
+                        tracing::error!(
+                            "WhatsApp token rejected (190): tenant flagged for a new token"
+                        );
                     } else if !e.is_retryable() {
                         tracing::warn!(error = %e, source = plan.source, "send refused by Graph; not retried");
                     }
                     if refused.is_none() && !e.is_retryable() && plan.to_customer {
-                        refused = Some(if token_invalid { "token_invalid" } else { "rejected" });
+                        refused = Some(if token_invalid {
+                            "token_invalid"
+                        } else {
+                            "rejected"
+                        });
                     }
-                    results.push(SendResult { id: rec.id, status, sent_wa_message_id: None, error_code: e.code() });
+                    results.push(SendResult {
+                        id: rec.id,
+                        status,
+                        sent_wa_message_id: None,
+                        error_code: e.code(),
+                    });
                 }
             }
         }
-        self.store.mark_sent(tenant, &m.wa_message_id, &results, token_invalid).await?;
+        self.store
+            .mark_sent(tenant, &m.wa_message_id, &results, token_invalid)
+            .await?;
         if token_invalid {
             self.contexts.invalidate(&tenant).await;
         }
@@ -440,7 +545,10 @@ impl Responder {
         }
         if let (Outbox::Graph(client), Some(token)) = (&self.outbox, &token) {
             if ctx.settings.mark_messages_read && !sent_sources.is_empty() {
-                if let Err(e) = client.mark_read(phone_number_id, token, &m.wa_message_id).await {
+                if let Err(e) = client
+                    .mark_read(phone_number_id, token, &m.wa_message_id)
+                    .await
+                {
                     tracing::debug!(error = %e, "read receipt failed");
                 }
             }
@@ -458,23 +566,38 @@ impl Responder {
             .whatsapp_access_token
             .as_deref()
             .ok_or_else(|| Retry("tenant has no WhatsApp token".into()))?;
-        self.open(ctx.record.tenant.id, SecretColumn::WhatsappAccessToken, sealed).await
+        self.open(
+            ctx.record.tenant.id,
+            SecretColumn::WhatsappAccessToken,
+            sealed,
+        )
+        .await
     }
 
-    async fn open(&self, tenant: TenantId, column: SecretColumn, sealed: &str) -> Result<SecretString, Retry> {
-        let version = envelope_version(sealed).map_err(|e| Retry(format!("{}: {e}", column.as_str())))?;
+    async fn open(
+        &self,
+        tenant: TenantId,
+        column: SecretColumn,
+        sealed: &str,
+    ) -> Result<SecretString, Retry> {
+        let version =
+            envelope_version(sealed).map_err(|e| Retry(format!("{}: {e}", column.as_str())))?;
         let ring = self
             .keys
             .ring_with_version(tenant, version)
             .await
             .map_err(|e| Retry(format!("data key: {e:#}")))?;
-        ring.decrypt(column, sealed).map_err(|e| Retry(format!("{}: {e}", column.as_str())))
+        ring.decrypt(column, sealed)
+            .map_err(|e| Retry(format!("{}: {e}", column.as_str())))
     }
 
     /// The tenant's own AI key, else the platform's.
     async fn ai_key(&self, ctx: &TenantContext) -> Option<SecretString> {
         match ctx.record.tenant.ai_api_key.as_deref() {
-            Some(sealed) => match self.open(ctx.record.tenant.id, SecretColumn::AiApiKey, sealed).await {
+            Some(sealed) => match self
+                .open(ctx.record.tenant.id, SecretColumn::AiApiKey, sealed)
+                .await
+            {
                 Ok(k) => Some(k),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot open the tenant's AI key; using the platform key");
@@ -503,27 +626,66 @@ impl Responder {
             history,
             text,
         );
-        let model = template.and_then(|t| t.model.as_deref()).unwrap_or(&self.options.default_model);
+        let model = template
+            .and_then(|t| t.model.as_deref())
+            .unwrap_or(&self.options.default_model);
         self.openai
-            .complete(key, &ChatRequest { model, messages: &messages, max_tokens: 300, temperature: 0.3 }, self.options.ai_deadline)
+            .complete(
+                key,
+                &ChatRequest {
+                    model,
+                    messages: &messages,
+                    max_tokens: 300,
+                    temperature: 0.3,
+                },
+                self.options.ai_deadline,
+            )
             .await
     }
 
     /// The answer policy for one message, without claiming, sending or logging
     /// (`alphadome ask`).
     pub async fn ask(&self, tenant: TenantId, text: &str) -> Result<AskAnswer, Retry> {
-        let ctx = self.context(tenant).await?.ok_or_else(|| Retry("no such tenant".into()))?;
+        let ctx = self
+            .context(tenant)
+            .await?
+            .ok_or_else(|| Retry("no such tenant".into()))?;
         let business = ctx.record.tenant.client_name.clone();
         let intent = detect_control_intent(text);
         match intent {
-            Some(ControlIntent::Stop) => return Ok(AskAnswer { source: "control", faq_id: None, question: None, reply: policy::stop_confirmation(&business) }),
-            Some(ControlIntent::Start) => return Ok(AskAnswer { source: "control", faq_id: None, question: None, reply: policy::start_confirmation(&business) }),
-            Some(ControlIntent::Human) => return Ok(AskAnswer { source: "escalation", faq_id: None, question: None, reply: policy::handover_reply(&business) }),
+            Some(ControlIntent::Stop) => {
+                return Ok(AskAnswer {
+                    source: "control",
+                    faq_id: None,
+                    question: None,
+                    reply: policy::stop_confirmation(&business),
+                })
+            }
+            Some(ControlIntent::Start) => {
+                return Ok(AskAnswer {
+                    source: "control",
+                    faq_id: None,
+                    question: None,
+                    reply: policy::start_confirmation(&business),
+                })
+            }
+            Some(ControlIntent::Human) => {
+                return Ok(AskAnswer {
+                    source: "escalation",
+                    faq_id: None,
+                    question: None,
+                    reply: policy::handover_reply(&business),
+                })
+            }
             None => {}
         }
         if let Some(entry) = ctx.match_faq(text) {
             return Ok(AskAnswer {
-                source: if entry.data_type == "canned" { "canned" } else { "faq" },
+                source: if entry.data_type == "canned" {
+                    "canned"
+                } else {
+                    "faq"
+                },
                 faq_id: Some(entry.id),
                 question: Some(entry.question.clone()),
                 reply: entry.answer.clone(),
@@ -532,11 +694,23 @@ impl Responder {
         let key = self.ai_key(&ctx).await;
         if ctx.settings.enable_ai_responses && key.is_some() {
             match self.ask_ai(&ctx, key.as_ref(), &[], text).await {
-                Ok(r) => return Ok(AskAnswer { source: "ai", faq_id: None, question: None, reply: r.text }),
+                Ok(r) => {
+                    return Ok(AskAnswer {
+                        source: "ai",
+                        faq_id: None,
+                        question: None,
+                        reply: r.text,
+                    })
+                }
                 Err(e) => tracing::warn!(error = %e, "AI failed"),
             }
         }
-        Ok(AskAnswer { source: "escalation", faq_id: None, question: None, reply: policy::handover_reply(&business) })
+        Ok(AskAnswer {
+            source: "escalation",
+            faq_id: None,
+            question: None,
+            reply: policy::handover_reply(&business),
+        })
     }
 
     /// Handles a FIFO batch: groups run concurrently, records of a group in order. After the
@@ -562,31 +736,48 @@ impl Responder {
                 None => groups.push((group, vec![(r, job)])),
             }
         }
-        let runs = groups.into_iter().map(|(_, records)| -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send + '_>> { Box::pin(async move {
-            let mut failed = Vec::new();
-            let mut blocked = false;
-            for (record, job) in records {
-                if blocked {
-                    failed.push(record.message_id);
-                    continue;
-                }
-                // Boxed: the per-message future is large, and the batch nests it in join_all.
-                let ok = match &job {
-                    Some(job) => Box::pin(self.handle_job(job)).await.is_ok(),
-                    None => false,
-                };
-                if !ok {
-                    blocked = true;
-                    failed.push(record.message_id);
-                }
-            }
-            failed
-        })});
-        futures_util::future::join_all(runs).await.into_iter().flatten().collect()
+        let runs =
+            groups.into_iter().map(
+                |(_, records)| -> std::pin::Pin<
+                    Box<dyn std::future::Future<Output = Vec<String>> + Send + '_>,
+                > {
+                    Box::pin(async move {
+                        let mut failed = Vec::new();
+                        let mut blocked = false;
+                        for (record, job) in records {
+                            if blocked {
+                                failed.push(record.message_id);
+                                continue;
+                            }
+                            // Boxed: the per-message future is large, and the batch nests it in join_all.
+                            let ok = match &job {
+                                Some(job) => Box::pin(self.handle_job(job)).await.is_ok(),
+                                None => false,
+                            };
+                            if !ok {
+                                blocked = true;
+                                failed.push(record.message_id);
+                            }
+                        }
+                        failed
+                    })
+                },
+            );
+        futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }
 
 /// A wamid shortened for logs (they are ids, not personal data, but long).
 fn short_id(id: &str) -> String {
-    id.chars().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect()
+    id.chars()
+        .rev()
+        .take(12)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect()
 }

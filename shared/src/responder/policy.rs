@@ -92,14 +92,19 @@ pub enum Decision<'a> {
     Answer(&'a EntryRecord),
     AskAi,
     /// Hand over to a person: the customer asked, or nothing else can answer.
-    Escalate { asked: bool },
+    Escalate {
+        asked: bool,
+    },
     /// Media without words: ask for text, no escalation.
     AskForText,
 }
 
 /// Types that carry nothing to answer (a reaction is an emoji on our message).
 fn is_unanswerable_type(t: &str) -> bool {
-    matches!(t, "reaction" | "system" | "unsupported" | "unknown" | "request_welcome" | "ephemeral")
+    matches!(
+        t,
+        "reaction" | "system" | "unsupported" | "unknown" | "request_welcome" | "ephemeral"
+    )
 }
 
 /// The decision for one claimed message.
@@ -117,9 +122,13 @@ pub fn decide<'a>(f: &Facts<'a>) -> Decision<'a> {
         return Decision::Silent(Silence::WindowClosed);
     }
     match f.intent {
-        Some(ControlIntent::Stop) if f.was_subscribed => return Decision::Control(ControlIntent::Stop),
+        Some(ControlIntent::Stop) if f.was_subscribed => {
+            return Decision::Control(ControlIntent::Stop)
+        }
         Some(ControlIntent::Stop) => return Decision::Silent(Silence::Unsubscribed),
-        Some(ControlIntent::Start) if !f.was_subscribed => return Decision::Control(ControlIntent::Start),
+        Some(ControlIntent::Start) if !f.was_subscribed => {
+            return Decision::Control(ControlIntent::Start)
+        }
         _ => {}
     }
     if !f.was_subscribed {
@@ -152,7 +161,11 @@ pub fn decide<'a>(f: &Facts<'a>) -> Decision<'a> {
 
 /// Whether a message may be counted against the hourly cap (it may get a reply).
 pub fn may_reply(bot_enabled: bool, intent: Option<ControlIntent>) -> bool {
-    bot_enabled && !matches!(intent, Some(ControlIntent::Stop) | Some(ControlIntent::Start))
+    bot_enabled
+        && !matches!(
+            intent,
+            Some(ControlIntent::Stop) | Some(ControlIntent::Start)
+        )
 }
 
 pub fn stop_confirmation(business: &str) -> String {
@@ -181,13 +194,25 @@ pub fn ask_for_text_reply() -> String {
 
 /// The notice to the business's escalation phone: who needs a person and what they wrote.
 /// This goes only to the business owner over WhatsApp, never to a log.
-pub fn escalation_notice(business: &str, customer: &str, name: Option<&str>, text: Option<&str>, asked: bool) -> String {
+pub fn escalation_notice(
+    business: &str,
+    customer: &str,
+    name: Option<&str>,
+    text: Option<&str>,
+    asked: bool,
+) -> String {
     let who = match name {
         Some(n) => format!("{n} (+{customer})"),
         None => format!("+{customer}"),
     };
-    let why = if asked { "asked to talk to a person" } else { "asked something the bot could not answer" };
-    let said = text.map(|t| format!("\nTheir message: \"{}\"", truncate(t, 500))).unwrap_or_default();
+    let why = if asked {
+        "asked to talk to a person"
+    } else {
+        "asked something the bot could not answer"
+    };
+    let said = text
+        .map(|t| format!("\nTheir message: \"{}\"", truncate(t, 500)))
+        .unwrap_or_default();
     format!("[{business} assistant] {who} {why}. Please reply to them on WhatsApp.{said}")
 }
 
@@ -230,15 +255,32 @@ pub fn build_prompt(
     if !grounding.is_empty() {
         system.push_str("Facts about the business:\n");
         for e in grounding {
-            system.push_str(&format!("- Q: {} A: {}\n", e.question.trim(), e.answer.trim()));
+            system.push_str(&format!(
+                "- Q: {} A: {}\n",
+                e.question.trim(),
+                e.answer.trim()
+            ));
         }
     }
-    let mut messages = vec![ChatMessage { role: Role::System, content: system }];
+    let mut messages = vec![ChatMessage {
+        role: Role::System,
+        content: system,
+    }];
     for t in history {
-        let role = if t.direction == "outgoing" { Role::Assistant } else { Role::User };
-        messages.push(ChatMessage { role, content: t.text.clone() });
+        let role = if t.direction == "outgoing" {
+            Role::Assistant
+        } else {
+            Role::User
+        };
+        messages.push(ChatMessage {
+            role,
+            content: t.text.clone(),
+        });
     }
-    messages.push(ChatMessage { role: Role::User, content: message.to_owned() });
+    messages.push(ChatMessage {
+        role: Role::User,
+        content: message.to_owned(),
+    });
     messages
 }
 
@@ -287,72 +329,150 @@ mod tests {
     #[test]
     fn without_a_match_the_ai_answers_and_without_ai_a_person_is_asked() {
         assert_eq!(decide(&facts(None)), Decision::AskAi);
-        let f = Facts { ai_available: false, ..facts(None) };
+        let f = Facts {
+            ai_available: false,
+            ..facts(None)
+        };
         assert_eq!(decide(&f), Decision::Escalate { asked: false });
     }
 
     #[test]
     fn a_disabled_bot_or_inactive_tenant_stays_silent() {
-        assert_eq!(decide(&Facts { bot_enabled: false, ..facts(None) }), Decision::Silent(Silence::BotDisabled));
-        assert_eq!(decide(&Facts { tenant_active: false, ..facts(None) }), Decision::Silent(Silence::TenantInactive));
+        assert_eq!(
+            decide(&Facts {
+                bot_enabled: false,
+                ..facts(None)
+            }),
+            Decision::Silent(Silence::BotDisabled)
+        );
+        assert_eq!(
+            decide(&Facts {
+                tenant_active: false,
+                ..facts(None)
+            }),
+            Decision::Silent(Silence::TenantInactive)
+        );
     }
 
     #[test]
     fn over_the_hourly_cap_the_bot_stays_silent() {
-        assert_eq!(decide(&Facts { replies_this_hour: Some(11), ..facts(None) }), Decision::Silent(Silence::HourlyLimit));
-        assert_eq!(decide(&Facts { replies_this_hour: Some(10), ..facts(None) }), Decision::AskAi);
+        assert_eq!(
+            decide(&Facts {
+                replies_this_hour: Some(11),
+                ..facts(None)
+            }),
+            Decision::Silent(Silence::HourlyLimit)
+        );
+        assert_eq!(
+            decide(&Facts {
+                replies_this_hour: Some(10),
+                ..facts(None)
+            }),
+            Decision::AskAi
+        );
     }
 
     #[test]
     fn a_message_older_than_the_service_window_gets_no_free_form_reply() {
         let f = facts(None);
-        let old = Facts { message_time: f.now - Duration::hours(25), ..f };
+        let old = Facts {
+            message_time: f.now - Duration::hours(25),
+            ..f
+        };
         assert_eq!(decide(&old), Decision::Silent(Silence::WindowClosed));
     }
 
     #[test]
     fn stop_is_confirmed_once_then_silence_until_start() {
-        let stop = Facts { intent: Some(ControlIntent::Stop), ..facts(None) };
+        let stop = Facts {
+            intent: Some(ControlIntent::Stop),
+            ..facts(None)
+        };
         assert_eq!(decide(&stop), Decision::Control(ControlIntent::Stop));
-        let again = Facts { was_subscribed: false, ..stop };
+        let again = Facts {
+            was_subscribed: false,
+            ..stop
+        };
         assert_eq!(decide(&again), Decision::Silent(Silence::Unsubscribed));
-        let other = Facts { was_subscribed: false, ..facts(None) };
+        let other = Facts {
+            was_subscribed: false,
+            ..facts(None)
+        };
         assert_eq!(decide(&other), Decision::Silent(Silence::Unsubscribed));
-        let start = Facts { was_subscribed: false, intent: Some(ControlIntent::Start), ..facts(None) };
+        let start = Facts {
+            was_subscribed: false,
+            intent: Some(ControlIntent::Start),
+            ..facts(None)
+        };
         assert_eq!(decide(&start), Decision::Control(ControlIntent::Start));
     }
 
     #[test]
     fn asking_for_a_person_escalates_even_when_a_faq_matches() {
         let e = entry();
-        let f = Facts { intent: Some(ControlIntent::Human), ..facts(Some(&e)) };
+        let f = Facts {
+            intent: Some(ControlIntent::Human),
+            ..facts(Some(&e))
+        };
         assert_eq!(decide(&f), Decision::Escalate { asked: true });
     }
 
     #[test]
     fn while_paused_for_a_person_the_bot_stays_quiet() {
         let f = facts(None);
-        let paused = Facts { paused_until: Some(f.now + Duration::minutes(30)), ..f.clone() };
+        let paused = Facts {
+            paused_until: Some(f.now + Duration::minutes(30)),
+            ..f.clone()
+        };
         assert_eq!(decide(&paused), Decision::Silent(Silence::Paused));
-        let over = Facts { paused_until: Some(f.now - Duration::minutes(1)), ..f };
+        let over = Facts {
+            paused_until: Some(f.now - Duration::minutes(1)),
+            ..f
+        };
         assert_eq!(decide(&over), Decision::AskAi);
     }
 
     #[test]
     fn media_without_words_asks_for_text_and_reactions_get_nothing() {
-        let image = Facts { text: None, message_type: "image", ..facts(None) };
+        let image = Facts {
+            text: None,
+            message_type: "image",
+            ..facts(None)
+        };
         assert_eq!(decide(&image), Decision::AskForText);
-        let reaction = Facts { text: None, message_type: "reaction", ..facts(None) };
+        let reaction = Facts {
+            text: None,
+            message_type: "reaction",
+            ..facts(None)
+        };
         assert_eq!(decide(&reaction), Decision::Silent(Silence::NotAnswerable));
     }
 
     #[test]
     fn the_prompt_carries_the_tenants_prompt_tone_facts_and_history_in_order() {
         let e = entry();
-        let history = vec![Turn { direction: "incoming".into(), text: "hi".into() }, Turn { direction: "outgoing".into(), text: "Karibu".into() }];
-        let msgs = build_prompt("Kassangas", Some("Sell guitars."), Some("warm"), &[&e], &history, "bei ya guitar?");
+        let history = vec![
+            Turn {
+                direction: "incoming".into(),
+                text: "hi".into(),
+            },
+            Turn {
+                direction: "outgoing".into(),
+                text: "Karibu".into(),
+            },
+        ];
+        let msgs = build_prompt(
+            "Kassangas",
+            Some("Sell guitars."),
+            Some("warm"),
+            &[&e],
+            &history,
+            "bei ya guitar?",
+        );
         assert_eq!(msgs.len(), 4);
-        assert!(msgs[0].content.contains("Sell guitars.") && msgs[0].content.contains("Tone: warm"));
+        assert!(
+            msgs[0].content.contains("Sell guitars.") && msgs[0].content.contains("Tone: warm")
+        );
         assert!(msgs[0].content.contains("Mon-Sat 9-6"));
         assert!(msgs[0].content.contains("customer's language"));
         assert_eq!(msgs[2].role, Role::Assistant);

@@ -118,7 +118,11 @@ struct ApplyStatus<'a> {
     error_code: Option<i64>,
 }
 
-async fn call<T: Serialize>(store: &Store, function: &'static str, input: &T) -> Result<serde_json::Value, StoreError> {
+async fn call<T: Serialize>(
+    store: &Store,
+    function: &'static str,
+    input: &T,
+) -> Result<serde_json::Value, StoreError> {
     let json = serde_json::to_string(input).context("encoding the call")?;
     let expr = format!("alphadome.{function}({}::jsonb)", quote_literal(&json)?);
     let sql = json_select(&expr);
@@ -136,7 +140,10 @@ impl Store {
     }
 
     /// Records the outcome and the replies before sending (round trip 2).
-    pub async fn record_replies(&self, input: &RecordReplies<'_>) -> Result<Vec<RecordedReply>, StoreError> {
+    pub async fn record_replies(
+        &self,
+        input: &RecordReplies<'_>,
+    ) -> Result<Vec<RecordedReply>, StoreError> {
         let v = call(self, "record_replies", input).await?;
         let r: Recorded = serde_json::from_value(v).context("decoding record_replies")?;
         Ok(r.replies)
@@ -153,7 +160,12 @@ impl Store {
         call(
             self,
             "mark_sent",
-            &MarkSent { tenant_id, wa_message_id: inbound_wa_message_id, results, token_invalid },
+            &MarkSent {
+                tenant_id,
+                wa_message_id: inbound_wa_message_id,
+                results,
+                token_invalid,
+            },
         )
         .await?;
         Ok(())
@@ -167,7 +179,17 @@ impl Store {
         status: &str,
         error_code: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let v = call(self, "apply_status", &ApplyStatus { tenant_id, wa_message_id, status, error_code }).await?;
+        let v = call(
+            self,
+            "apply_status",
+            &ApplyStatus {
+                tenant_id,
+                wa_message_id,
+                status,
+                error_code,
+            },
+        )
+        .await?;
         Ok(v.get("updated").and_then(|n| n.as_i64()).unwrap_or(0) > 0)
     }
 }

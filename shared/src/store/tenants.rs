@@ -256,14 +256,28 @@ impl Store {
     }
 
     /// Routes a business number to its tenant through the narrow security-definer function.
-    pub async fn resolve_tenant(&self, phone_number_id: &PhoneNumberId) -> Result<Option<TenantRoute>, StoreError> {
+    pub async fn resolve_tenant(
+        &self,
+        phone_number_id: &PhoneNumberId,
+    ) -> Result<Option<TenantRoute>, StoreError> {
         // Digits only (validated by the type), so the literal is safe: one simple query.
-        self.fetch_route(&format!("alphadome.resolve_tenant('{}')", phone_number_id.as_str())).await
+        self.fetch_route(&format!(
+            "alphadome.resolve_tenant('{}')",
+            phone_number_id.as_str()
+        ))
+        .await
     }
 
     /// The tenant of the legacy deployment's brand (legacy single-tenant mode).
-    pub async fn resolve_tenant_by_brand(&self, brand_id: BrandId) -> Result<Option<TenantRoute>, StoreError> {
-        self.fetch_route(&format!("alphadome.resolve_tenant_by_brand('{}'::uuid)", brand_id.0)).await
+    pub async fn resolve_tenant_by_brand(
+        &self,
+        brand_id: BrandId,
+    ) -> Result<Option<TenantRoute>, StoreError> {
+        self.fetch_route(&format!(
+            "alphadome.resolve_tenant_by_brand('{}'::uuid)",
+            brand_id.0
+        ))
+        .await
     }
 
     async fn fetch_route(&self, function_call: &str) -> Result<Option<TenantRoute>, StoreError> {
@@ -280,7 +294,8 @@ impl Store {
             meta_app_secret: Option<String>,
             key_version: i32,
         }
-        let rows: Vec<Raw> = serde_json::from_value(json.unwrap_or_default()).context("reading the route")?;
+        let rows: Vec<Raw> =
+            serde_json::from_value(json.unwrap_or_default()).context("reading the route")?;
         Ok(rows.into_iter().next().map(|r| TenantRoute {
             tenant_id: r.bot_tenant_id,
             brand_id: r.brand_id,
