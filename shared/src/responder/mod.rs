@@ -160,6 +160,17 @@ impl Responder {
         &self.store
     }
 
+    /// The same responder with an empty context cache (after settings changed elsewhere).
+    pub fn with_fresh_cache(&self) -> Self {
+        Self {
+            contexts: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(self.options.context_ttl)
+                .build(),
+            ..self.clone()
+        }
+    }
+
     /// The tenant's context (cached; one round trip when cold).
     pub async fn context(&self, tenant: TenantId) -> Result<Option<Arc<TenantContext>>, Retry> {
         let store = self.store.clone();

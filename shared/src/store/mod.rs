@@ -48,10 +48,15 @@ pub enum StoreError {
 /// Connection options that work directly against Postgres and through a transaction-mode
 /// pooler alike.
 pub fn connect_options(url: &SecretString) -> anyhow::Result<PgConnectOptions> {
+    use sqlx::ConnectOptions;
     Ok(PgConnectOptions::from_str(url.expose_secret())
         .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL"))?
         .statement_cache_capacity(0)
-        .application_name("alphadome"))
+        .application_name("alphadome")
+        // Statements carry customers' words and numbers (the hot path passes them as
+        // literals): sqlx must never log them, not even the slow ones.
+        .log_statements(log::LevelFilter::Off)
+        .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(1)))
 }
 
 /// The database handle shared by every part of a process.

@@ -1,0 +1,307 @@
+//! Shared set-up of the responder tests: two tenants, moto-held data keys, wiremock servers
+//! for the Graph API and OpenAI.
+#![allow(dead_code, unused_imports)]
+
+pub use alphadome::domain::{DataType, PhoneNumber, PhoneNumberId, TenantId};
+pub use alphadome::job::Job;
+pub use alphadome::keys::{KeyBackend, KeyProvider};
+pub use alphadome::openai::OpenAiClient;
+pub use alphadome::responder::{Outbox, Outcome, Responder, ResponderOptions};
+pub use alphadome::store::{NewEntry, NewTemplate, NewTenant, Store, TenantSummary};
+pub use alphadome::webhook::{EventKind, InboundMessage, StatusUpdate, WebhookEvent};
+pub use alphadome::whatsapp::WhatsAppClient;
+pub use secrecy::SecretString;
+pub use sqlx::PgPool;
+pub use std::sync::{Arc, Mutex};
+pub use std::time::Duration;
+pub use wiremock::matchers::{body_string_contains, header, method, path};
+pub use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+pub const A_PNID: &str = "110000000001";
+pub const B_PNID: &str = "110000000002";
+pub const A_TOKEN: &str = "EAAGtokenKassangasSECRET";
+pub const B_TOKEN: &str = "EAAGtokenSalonSECRET";
+pub const A_AI_KEY: &str = "sk-kassangasOWNkeySECRET";
+pub const PLATFORM_AI_KEY: &str = "sk-platformSHAREDkeySECRET";
+pub const CUSTOMER: &str = "254711000111";
+pub const OWNER: &str = "254702245555";
+
+pub struct World {
+    pub responder: Responder,
+    pub store: Store,
+    pub pool: PgPool,
+    pub graph: MockServer,
+    pub openai: MockServer,
+    pub a: TenantSummary,
+    pub b: TenantSummary,
+}
+
+pub async fn sdk() -> aws_config::SdkConfig {
+    alphadome::aws::loader()
+        .endpoint_url(
+            std::env::var("ALPHADOME_TEST_AWS_ENDPOINT")
+                .unwrap_or_else(|_| "http://127.0.0.1:5000".into()),
+        )
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+pub fn entry(q: &str, a: &str, kind: &str) -> NewEntry {
+    NewEntry {
+        question: q.into(),
+        answer: a.into(),
+        category: None,
+        priority: 0,
+        data_type: DataType::parse(kind).unwrap(),
+    }
+}
+
+pub async fn world(pool: PgPool) -> World {
+    world_with(
+        pool,
+        ResponderOptions {
+            ai_deadline: Duration::from_millis(1500),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+pub async fn world_with(pool: PgPool, options: ResponderOptions) -> World {
+    world_on(Store::from_pool(pool.clone()), pool, options).await
+}
+
+/// The world over a given store (e.g. one connected with the production options).
+pub async fn world_on(store: Store, pool: PgPool, options: ResponderOptions) -> World {
+    let keys = KeyProvider::new(
+        KeyBackend::SecretsManager {
+            client: aws_sdk_secretsmanager::Client::new(&sdk().await),
+            prefix: format!("alphadome-responder-test/{}/", uuid::Uuid::new_v4()),
+        },
+        Duration::from_secs(60),
+    );
+    let new = |name: &str, phone: &str, pnid: &str, token: &str, ai: Option<&str>| NewTenant {
+        client_name: name.into(),
+        client_phone: PhoneNumber::parse(phone).unwrap(),
+        phone_number_id: PhoneNumberId::parse(pnid).unwrap(),
+        contact_name: None,
+        brand_id: None,
+        whatsapp_token: Some(SecretString::from(token.to_owned())),
+        ai_api_key: ai.map(|k| SecretString::from(k.to_owned())),
+        meta_app_secret: None,
+        escalation_phone: Some(PhoneNumber::parse(OWNER).unwrap()),
+        max_messages_per_hour: Some(50),
+    };
+    let a = store
+        .create_tenant(
+            &keys,
+            new(
+                "Kassangas Music Shop",
+                OWNER,
+                A_PNID,
+                A_TOKEN,
+                Some(A_AI_KEY),
+            ),
+        )
+        .await
+        .unwrap();
+    let b = store
+        .create_tenant(
+            &keys,
+            new("Nyota Salon", "254711000222", B_PNID, B_TOKEN, None),
+        )
+        .await
+        .unwrap();
+    store
+        .import_entries(
+            a.id,
+            &[
+                entry(
+                    "What are your opening hours?",
+                    "We are open Monday to Saturday, 9 AM to 6 PM. Closed Sunday.",
+                    "faq",
+                ),
+                entry(
+                    "Can I pay with M-Pesa?",
+                    "Yes! Pay via M-Pesa Till 123456.",
+                    "faq",
+                ),
+                entry(
+                    "Hello",
+                    "Karibu Kassangas Music Shop! How can we help?",
+                    "canned",
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .import_entries(
+            b.id,
+            &[entry(
+                "Do you do braids?",
+                "Yes, box braids from KES 2,500.",
+                "faq",
+            )],
+        )
+        .await
+        .unwrap();
+    for (t, prompt) in [
+        (&a, "You sell musical instruments in Nairobi."),
+        (&b, "You are a beauty salon in Westlands."),
+    ] {
+        store
+            .set_template(
+                t.id,
+                &NewTemplate {
+                    name: "default".into(),
+                    system_prompt: prompt.into(),
+                    tone: Some("friendly".into()),
+                    model: None,
+                    is_default: true,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let graph = MockServer::start().await;
+    let openai = MockServer::start().await;
+    let responder = Responder::new(
+        store.clone(),
+        keys,
+        Outbox::Graph(WhatsAppClient::new(graph.uri(), Duration::from_secs(2))),
+        OpenAiClient::new(openai.uri(), Duration::from_millis(500)),
+        Some(SecretString::from(PLATFORM_AI_KEY.to_owned())),
+        options,
+    );
+    World {
+        responder,
+        store,
+        pool,
+        graph,
+        openai,
+        a,
+        b,
+    }
+}
+
+/// Graph accepting a send: a fresh wamid per request, as Meta does.
+pub fn graph_ok() -> GraphOk {
+    GraphOk(Duration::ZERO)
+}
+
+pub struct GraphOk(Duration);
+
+impl GraphOk {
+    pub fn set_delay(self, d: Duration) -> Self {
+        GraphOk(d)
+    }
+}
+
+impl wiremock::Respond for GraphOk {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        ResponseTemplate::new(200)
+            .set_body_json(serde_json::json!({
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": CUSTOMER, "wa_id": CUSTOMER}],
+                "messages": [{"id": format!("wamid.out.{}", uuid::Uuid::new_v4().simple())}]
+            }))
+            .set_delay(self.0)
+    }
+}
+
+pub fn graph_error(status: u16, code: i64) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(serde_json::json!({
+        "error": {"message": "(#131047) Re-engagement message to 254711000111", "type": "OAuthException", "code": code, "fbtrace_id": "x"}
+    }))
+}
+
+pub fn ai_ok(text: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150}
+    }))
+}
+
+pub fn message(tenant: &TenantSummary, pnid: &str, wamid: &str, text: &str) -> Job {
+    Job::new(
+        tenant.id.0,
+        WebhookEvent {
+            phone_number_id: pnid.into(),
+            kind: EventKind::Message(InboundMessage {
+                wa_message_id: wamid.into(),
+                from_wa_id: Some(CUSTOMER.into()),
+                from_user_id: None,
+                profile_name: Some("Wanjiku".into()),
+                timestamp: chrono::Utc::now().timestamp(),
+                message_type: "text".into(),
+                text: Some(text.into()),
+                reply_id: None,
+                media_id: None,
+                media_mime_type: None,
+                context_message_id: None,
+                referral_source_id: None,
+            }),
+        },
+    )
+}
+
+pub fn status(tenant: &TenantSummary, wamid: &str, st: &str) -> Job {
+    Job::new(
+        tenant.id.0,
+        WebhookEvent {
+            phone_number_id: A_PNID.into(),
+            kind: EventKind::Status(StatusUpdate {
+                wa_message_id: wamid.into(),
+                status: st.to_owned().into(),
+                timestamp: 1,
+                recipient_id: Some(CUSTOMER.into()),
+                recipient_user_id: None,
+                error_code: None,
+                error_title: None,
+            }),
+        },
+    )
+}
+
+pub async fn sends(server: &MockServer) -> Vec<Request> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| {
+            r.url.path().ends_with("/messages")
+                && !String::from_utf8_lossy(&r.body).contains("\"status\":\"read\"")
+        })
+        .collect()
+}
+
+pub fn body(r: &Request) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+pub async fn rows(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> Vec<(
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    uuid::Uuid,
+)> {
+    sqlx::query_as(
+        "select direction, status, reply_source, note, brand_id from public.conversations
+          where bot_tenant_id = $1 order by created_at, direction desc",
+    )
+    .bind(tenant)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
