@@ -162,6 +162,18 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 format!("source:   {}{matched}\nreply:    {}", a.source, a.reply)
             })
         }
+        Command::Serve(args) => serve(args).await,
+        Command::Demo => alphadome_cli::demo::run_demo(&mut std::io::stdout()).await,
+        Command::Simulate(a) => {
+            alphadome_cli::simulate::run(alphadome_cli::simulate::Simulation {
+                tenant: a.tenant,
+                url: a.url,
+                from: a.from,
+                text: a.text,
+            })
+            .await
+        }
+        Command::Loadtest(a) => loadtest(a).await,
         Command::Faq(FaqCommand::List(args)) => {
             let ctx = Ctx::open().await?;
             let tenant = ctx.store.find_tenant(&args.tenant).await?;
@@ -355,4 +367,51 @@ async fn set_active(r: crate::TenantRef, active: bool) -> anyhow::Result<()> {
             if active { "enabled" } else { "disabled" }
         )
     })
+}
+
+async fn serve(args: crate::Serve) -> anyhow::Result<()> {
+    use alphadome_cli::serve::{run_server, ServeOptions};
+    let workers = args.workers.max(1);
+    let services =
+        alphadome::ingress::Services::from_env(args.db_connections.unwrap_or(workers as u32 + 4))
+            .await?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {}", args.addr, e.kind()))?;
+    let options = ServeOptions {
+        dry_run: args.dry_run,
+        workers,
+        retry: alphadome::local_queue::RetryPolicy {
+            max_attempts: args.max_attempts.max(1),
+            ..Default::default()
+        },
+        drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
+    };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("shutting down: finishing requests, then draining the queue");
+    };
+    let report = run_server(&services, options, listener, shutdown).await?;
+    eprintln!(
+        "stopped: {} jobs handled, {} left unfinished, {} parked",
+        report.processed, report.left, report.parked
+    );
+    Ok(())
+}
+
+async fn loadtest(a: crate::Loadtest) -> anyhow::Result<()> {
+    let report = alphadome_cli::loadtest::run(alphadome_cli::loadtest::LoadTest {
+        url: a.url,
+        tenants: a.tenants,
+        messages: a.messages,
+        concurrency: a.concurrency,
+        customers_per_tenant: a.customers,
+        setup_only: a.setup_only,
+        stall_timeout: std::time::Duration::from_secs(30),
+    })
+    .await?;
+    if let (true, Some(r)) = (a.json, report) {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    }
+    Ok(())
 }

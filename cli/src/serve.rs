@@ -1,0 +1,357 @@
+//! `alphadome serve`: the webhook and the responder in one process, over HTTP on a laptop.
+//!
+//! The same core as the Lambdas: `Ingress` answers `/webhook`, and either SQS carries the jobs
+//! (when `REPLY_QUEUE_URL` is set; this process then only enqueues) or the in-process
+//! `LocalQueue` hands them to a `Responder` right here. Ctrl-C stops intake, lets requests in
+//! flight finish, then drains the queue for a bounded time and reports what was left.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alphadome::domain::PhoneNumberId;
+use alphadome::ingress::{Ingress, Services, MAX_BODY_BYTES};
+use alphadome::job::Job;
+use alphadome::local_queue::{Handled, Handler, LocalQueue, RetryPolicy};
+use alphadome::queue::JobQueue;
+use alphadome::responder::{DryRunReply, Outbox, Responder};
+use alphadome::store::Store;
+use alphadome::webhook::SIGNATURE_HEADER;
+use anyhow::Context as _;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use secrecy::SecretString;
+use serde::Serialize;
+
+/// How `serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Print replies instead of sending them through the Graph API.
+    pub dry_run: bool,
+    /// Jobs the in-process queue handles at once (one per conversation at most).
+    pub workers: usize,
+    pub retry: RetryPolicy,
+    /// How long shutdown waits for queued and in-flight jobs.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            workers: 16,
+            retry: RetryPolicy::default(),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What shutdown found.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ServeReport {
+    /// Jobs still queued or in flight when the drain gave up (0: drained).
+    pub left: usize,
+    /// Jobs that used up their attempts (the local dead-letter queue).
+    pub parked: usize,
+    /// Jobs handled (done or parked) since start.
+    pub processed: u64,
+}
+
+#[derive(Clone)]
+struct AppState {
+    ingress: Ingress,
+    store: Store,
+    local: Option<LocalQueue>,
+    queue_kind: &'static str,
+}
+
+/// `/healthz`'s answer.
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
+    database: &'static str,
+    queue: QueueHealth,
+}
+
+#[derive(Debug, Serialize)]
+struct QueueHealth {
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parked: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    processed: Option<u64>,
+}
+
+/// The database as `host:port/name`, never with its user or password.
+pub fn describe_database(url: &SecretString) -> String {
+    match alphadome::store::connect_options(url) {
+        Ok(o) => format!(
+            "{}:{}/{}",
+            o.get_host(),
+            o.get_port(),
+            o.get_database().unwrap_or("(default)")
+        ),
+        Err(_) => "(unparseable DATABASE_URL)".to_owned(),
+    }
+}
+
+/// The dry-run outbox: one line per reply on stdout (masked recipient, never a token).
+pub fn printing_outbox() -> Outbox {
+    Outbox::DryRun(Arc::new(|r: DryRunReply| {
+        println!(
+            "[dry-run] {} ({}) -> {} [{}]: {}",
+            r.business,
+            r.phone_number_id,
+            r.to,
+            r.source,
+            r.text.replace('\n', " / ")
+        );
+    }))
+}
+
+/// The in-process queue's handler: the responder's per-record function.
+pub fn responder_handler(responder: Responder) -> Handler {
+    let responder = Arc::new(responder);
+    Arc::new(move |job: Job| {
+        let responder = responder.clone();
+        Box::pin(async move {
+            match responder.handle_job(&job).await {
+                Ok(_) => Handled::Done,
+                Err(retry) => Handled::Retry(retry.0),
+            }
+        })
+    })
+}
+
+/// Fills the ingress's routing cache with every tenant, so the first message of each does not
+/// wait for the database. Returns how many routes were loaded.
+pub async fn prewarm_routes(store: &Store, ingress: &Ingress) -> anyhow::Result<usize> {
+    let tenants = store.list_tenants().await.context("listing tenants")?;
+    let mut n = 0;
+    for t in tenants {
+        let Ok(pnid) = PhoneNumberId::parse(&t.phone_number_id) else {
+            continue;
+        };
+        let route = store
+            .resolve_tenant(&pnid)
+            .await
+            .context("resolving a tenant's route")?;
+        ingress.remember_route(pnid.as_str(), route).await;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Runs the server on `listener` until `shutdown` completes, then drains the in-process queue.
+pub async fn run_server(
+    services: &Services,
+    options: ServeOptions,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<ServeReport> {
+    let (queue, local) = match services.settings.reply_queue_url {
+        Some(_) => (services.sqs_queue()?, None),
+        None => {
+            let outbox = if options.dry_run {
+                printing_outbox()
+            } else {
+                Outbox::Graph(services.whatsapp())
+            };
+            let handler = responder_handler(services.responder(outbox));
+            let q = LocalQueue::start(handler, options.workers, options.retry);
+            (JobQueue::Local(q.clone()), Some(q))
+        }
+    };
+    let ingress = services.ingress(queue.clone());
+    let routes = prewarm_routes(&services.store, &ingress).await?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listen address")?;
+    print_banner(services, &options, &queue, routes, addr);
+
+    let state = AppState {
+        ingress,
+        store: services.store.clone(),
+        local: local.clone(),
+        queue_kind: if local.is_some() { "in-process" } else { "sqs" },
+    };
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+
+    let Some(q) = local else {
+        tracing::info!("stopped; queued jobs stay in SQS for the responder");
+        return Ok(ServeReport {
+            left: 0,
+            parked: 0,
+            processed: 0,
+        });
+    };
+    tracing::info!(
+        pending = q.pending(),
+        timeout_s = options.drain_timeout.as_secs(),
+        "HTTP stopped; draining the in-process queue"
+    );
+    let left = q.drain(options.drain_timeout).await;
+    let parked = q.parked();
+    for p in &parked {
+        tracing::error!(
+            tenant_id = %p.job.tenant_id,
+            attempts = p.attempts,
+            reason = %p.last_error,
+            "parked job (not answered)"
+        );
+    }
+    let report = ServeReport {
+        left,
+        parked: parked.len(),
+        processed: q.processed(),
+    };
+    if left > 0 {
+        tracing::warn!(
+            left,
+            parked = report.parked,
+            "shutdown gave up with jobs still queued; Meta will not resend them"
+        );
+    } else {
+        tracing::info!(
+            parked = report.parked,
+            processed = report.processed,
+            "queue drained"
+        );
+    }
+    Ok(report)
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/webhook", get(verify).post(receive))
+        .route("/healthz", get(healthz))
+        // Above the core's cap, so the core answers 413 itself, as in Lambda.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES + 1024))
+        .with_state(state)
+}
+
+fn reply(r: alphadome::ingress::Reply) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        r.body,
+    )
+        .into_response()
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    reply(
+        state
+            .ingress
+            .verify_subscription(|k| params.get(k).cloned()),
+    )
+}
+
+async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
+    reply(state.ingress.receive(signature, &body).await)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let db_ok = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut tx = state.store.pool().begin().await?;
+        sqlx::query("select 1")
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    })
+    .await
+    .is_ok_and(|r| r.is_ok());
+    let queue = match &state.local {
+        Some(q) => QueueHealth {
+            kind: state.queue_kind,
+            pending: Some(q.pending()),
+            parked: Some(q.parked().len()),
+            processed: Some(q.processed()),
+        },
+        None => QueueHealth {
+            kind: state.queue_kind,
+            pending: None,
+            parked: None,
+            processed: None,
+        },
+    };
+    let parked = queue.parked.unwrap_or(0);
+    let health = Health {
+        status: match (db_ok, parked) {
+            (false, _) => "unavailable",
+            (true, 0) => "ok",
+            (true, _) => "degraded",
+        },
+        database: if db_ok { "reachable" } else { "unreachable" },
+        queue,
+    };
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(health)).into_response()
+}
+
+fn print_banner(
+    services: &Services,
+    options: &ServeOptions,
+    queue: &JobQueue,
+    routes: usize,
+    addr: std::net::SocketAddr,
+) {
+    let s = &services.settings;
+    let set = |b: bool| if b { "set" } else { "NOT SET" };
+    let database = alphadome::platform::database_url(s, &services.secrets)
+        .map(|u| describe_database(&u))
+        .unwrap_or_else(|_| "(unknown)".into());
+    let queue_line = match queue {
+        JobQueue::Local(_) => format!(
+            "in-process ({} workers, {} attempts, then parked; see /healthz)",
+            options.workers.max(1),
+            options.retry.max_attempts
+        ),
+        JobQueue::Sqs { .. } => format!(
+            "{} (REPLY_QUEUE_URL): this process only enqueues; the responder Lambda or `cargo lambda watch` consumes it",
+            queue.describe()
+        ),
+    };
+    let replies = match (queue, options.dry_run) {
+        (JobQueue::Sqs { .. }, _) => "sent by the responder that consumes the queue".to_owned(),
+        (_, true) => "dry run: printed here, never sent".to_owned(),
+        (_, false) => format!("Graph API {}", s.whatsapp_api_base_url),
+    };
+    let ai_key = if services.secrets.openai_api_key.is_some() {
+        "platform key set"
+    } else {
+        "no platform key (AI only for tenants with their own key)"
+    };
+    eprintln!(
+        "alphadome serve\n  database:      {database}\n  queue:         {queue_line}\n  keys:          {keys}\n  ai:            {ai} model {model}, {ai_key}\n  replies:       {replies}\n  app secret:    {app}\n  verify token:  {verify}\n  tenants:       {routes} routes pre-warmed\n  listening:     http://{addr}/webhook (GET handshake, POST deliveries), http://{addr}/healthz",
+        keys = services.keys.describe(),
+        ai = s.openai_base_url,
+        model = s.openai_model,
+        app = set(services.secrets.meta_app_secret.is_some()),
+        verify = set(services.secrets.meta_verify_token.is_some()),
+    );
+    if services.secrets.meta_app_secret.is_none() {
+        eprintln!("  warning: META_APP_SECRET is not set: every POST without a tenant's own app secret is refused (401)");
+    }
+}
