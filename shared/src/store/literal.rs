@@ -40,11 +40,16 @@ pub fn json_select(expr: &str) -> String {
     format!("set local role alphadome_app; select ({expr})::text as doc")
 }
 
+/// Round trips made through [`fetch_json`] since start (the hot path makes no others);
+/// read by tests and benchmarks to hold the per-message budget.
+pub static ROUND_TRIPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Runs a statement made by [`json_select`] as one simple query and parses the JSON.
 pub async fn fetch_json<'c>(
     exec: impl PgExecutor<'c>,
     sql: &'c str,
 ) -> anyhow::Result<Option<serde_json::Value>> {
+    ROUND_TRIPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let row = sqlx::raw_sql(sql)
         .fetch_one(exec)
         .await
