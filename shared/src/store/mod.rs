@@ -93,7 +93,7 @@ impl Store {
     ) -> anyhow::Result<Transaction<'static, Postgres>> {
         // The id is a parsed UUID, so formatting it into the statement cannot inject SQL.
         let begin = format!(
-            "BEGIN; SELECT alphadome.act_for_tenant('{}'::uuid)",
+            "BEGIN; SET LOCAL ROLE alphadome_app; SELECT alphadome.act_for_tenant('{}'::uuid)",
             tenant.0
         );
         self.pool

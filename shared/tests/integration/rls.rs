@@ -329,3 +329,64 @@ async fn the_tenant_setting_does_not_outlive_its_transaction_on_a_pooled_connect
     assert_ne!(user, "alphadome_app");
     assert_eq!(tenant, None);
 }
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn the_recommended_lambda_login_role_reaches_data_only_through_alphadome_app(pool: PgPool) {
+    let s = seeded(&pool).await;
+    // The role DEPLOY.md tells operators to create: login, NOINHERIT, member of alphadome_app.
+    sqlx::raw_sql(
+        "do $$ begin
+           if not exists (select 1 from pg_roles where rolname = 'alphadome_lambda_test') then
+             create role alphadome_lambda_test login noinherit;
+           end if;
+         exception when duplicate_object or unique_violation then null;
+         end $$;
+         grant alphadome_app to alphadome_lambda_test;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let db: String = sqlx::query_scalar("select current_database()::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let server = base
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .replace("postgres@", "alphadome_lambda_test@");
+    let url = secrecy::SecretString::from(format!("{server}/{db}"));
+    let store = Store::connect(&url, 2).await.unwrap();
+
+    // On its own the login role reaches nothing.
+    let direct = sqlx::query("select count(*) from alphadome.bot_tenants")
+        .execute(store.pool())
+        .await;
+    assert!(direct
+        .unwrap_err()
+        .to_string()
+        .contains("permission denied"));
+    // Through the store (which switches to alphadome_app first) routing and context work...
+    let pnid = alphadome::domain::PhoneNumberId::parse("100000000002").unwrap();
+    assert_eq!(
+        store
+            .resolve_tenant(&pnid)
+            .await
+            .unwrap()
+            .unwrap()
+            .tenant_id,
+        s.b.id
+    );
+    let ctx = store.load_tenant_context(s.a.id).await.unwrap().unwrap();
+    assert_eq!(ctx.tenant.id, s.a.id);
+    // ...and a tenant transaction sees that tenant only.
+    let mut tx = store.begin_for_tenant(s.a.id).await.unwrap();
+    let n: i64 = sqlx::query_scalar("select count(*) from public.conversations")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(tx);
+    store.pool().close().await;
+}
