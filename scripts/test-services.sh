@@ -2,8 +2,20 @@
 # Starts the services the test suite needs beside PostgreSQL, on loopback only:
 #   * PgBouncer in transaction mode on 127.0.0.1:6432 (stands in for Supabase's pooler)
 #   * moto (AWS emulator: SQS, Secrets Manager) on 127.0.0.1:5000
-# Idempotent: a service already answering is left alone. Installs nothing (see .ci/run).
+# Idempotent: a service already answering is left alone. Installs what is missing (Debian's
+# pgbouncer, PyPI's moto[server]) so a fresh machine needs nothing done by hand.
 set -euo pipefail
+
+if ! command -v pgbouncer >/dev/null 2>&1 || ! command -v pg_isready >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+  echo "installing pgbouncer, postgresql-client, curl (apt)" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer postgresql-client curl >/dev/null
+fi
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "installing moto[server] (pip)" >&2
+  python3 -m pip install -q 'moto[server]'
+  hash -r
+fi
 
 PG_HOST=${PG_HOST:-127.0.0.1}
 PG_PORT=${PG_PORT:-5432}
