@@ -338,11 +338,21 @@ pub struct Services {
 impl Services {
     /// Reads the settings, the platform secret and connects to the database.
     pub async fn from_env(max_connections: u32) -> anyhow::Result<Self> {
+        Self::from_env_with(max_connections, false).await
+    }
+
+    /// As [`Services::from_env`]; with `lazy_database` the pool connects on first use (Lambda
+    /// init stays short, and the first request opens the connection).
+    pub async fn from_env_with(max_connections: u32, lazy_database: bool) -> anyhow::Result<Self> {
         let settings = crate::config::Settings::from_env()?;
         let sdk = crate::aws::load_sdk_config().await;
         let secrets = crate::platform::load_platform_secrets(&settings, Some(&sdk)).await?;
         let url = crate::platform::database_url(&settings, &secrets)?;
-        let store = Store::connect(&url, max_connections).await?;
+        let store = if lazy_database {
+            Store::connect_lazy(&url, max_connections)?
+        } else {
+            Store::connect(&url, max_connections).await?
+        };
         let keys = KeyProvider::from_settings(
             &settings.key_provider,
             Some(&sdk),

@@ -78,6 +78,16 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// A pool that connects on first use: a Lambda's init phase then costs no network round
+    /// trip (a bad URL still fails here, at start).
+    pub fn connect_lazy(url: &SecretString, max_connections: u32) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(connect_options(url)?);
+        Ok(Self { pool })
+    }
+
     pub fn from_pool(pool: PgPool) -> Self {
         Self { pool }
     }
