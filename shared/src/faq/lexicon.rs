@@ -230,6 +230,27 @@ impl Lexicon {
         if let Some(h) = self.words.get(s.as_ref()) {
             return Some((h, s));
         }
+        if let Some(base) = w.strip_suffix('s').filter(|b| b.len() >= 3) {
+            if let Some(h) = self.words.get(base) {
+                return Some((h, std::borrow::Cow::Borrowed(base)));
+            }
+        }
+        if let Some(found) = self.swahili_verb(w) {
+            return Some(found);
+        }
+        // Habitual "-nga" (Sheng and coast): "mnafunguanga" is "mnafungua".
+        if w.len() >= 7 && w.ends_with("anga") {
+            let base = &w[..w.len() - 3];
+            if let Some(h) = self.words.get(base) {
+                return Some((h, std::borrow::Cow::Borrowed(base)));
+            }
+            return self.swahili_verb(base);
+        }
+        None
+    }
+
+    /// Hits of a Swahili verb form: subject, tense, negative and object prefixes removed.
+    fn swahili_verb<'w>(&self, w: &'w str) -> Option<(&[Hit], std::borrow::Cow<'w, str>)> {
         if w.len() >= 5 && w.is_ascii() {
             for p in SW_PREFIXES {
                 if let Some(rest) = w.strip_prefix(p) {

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use fuzzy::DeleteIndex;
 use lexicon::{lexicon, Class, Hit, Lexicon};
-use normalize::{is_stopword, normalize_into, shorthand, stem};
+use normalize::{is_stopword, normalize_into, shorthand, stem, SW_PREFIXES};
 
 /// One knowledge entry as the matcher sees it.
 #[derive(Debug, Clone, Copy)]
@@ -348,7 +348,7 @@ impl FaqIndex {
 
     /// Corrects a word nobody knows to a known word one edit away. The tenant's own words
     /// come first: in a hardware shop "sheats" is "sheets", not "seats".
-    fn correct<'s>(&'s self, lex: &'s Lexicon, t: &str) -> Option<&'s str> {
+    fn correct<'s>(&'s self, lex: &'s Lexicon, t: &'s str) -> Option<&'s str> {
         if t.len() < 5
             || !t.bytes().all(|b| b.is_ascii_alphabetic())
             || is_stopword(t)
@@ -358,6 +358,14 @@ impl FaqIndex {
         }
         if self.terms.contains_key(stem(t).as_ref()) {
             return None;
+        }
+        // Sheng puts Swahili verb prefixes on the tenant's own words: "mnashampoo", "mnasupply".
+        for p in SW_PREFIXES {
+            if let Some(rest) = t.strip_prefix(p) {
+                if rest.len() >= 4 && self.terms.contains_key(stem(rest).as_ref()) {
+                    return Some(rest);
+                }
+            }
         }
         if let Some(w) = self.fuzzy.correct(t, |a, b| stem(a) == stem(b)) {
             return Some(w);
@@ -422,11 +430,17 @@ impl FaqIndex {
             let has_concept = a.feats[s..e]
                 .iter()
                 .any(|f| matches!(f.key, Key::Concept(_)));
+            // A word with several senses ("phone": a contact or the device) means the sense
+            // the tenant knows; an absent sense only counts when the tenant knows none.
+            let any_present = feats.iter().any(|f| f.0.is_some());
             let mut slot_w = 0.0f32;
             for (k, &(id, w, qs)) in feats.iter().enumerate() {
                 let is_term = matches!(a.feats[s + k].key, Key::Term(_));
                 // A lexicon word's own spelling only adds weight when the tenant uses it.
                 if is_term && has_concept && id.is_none() {
+                    continue;
+                }
+                if any_present && id.is_none() {
                     continue;
                 }
                 slot_w = slot_w.max(w * qs);

@@ -174,7 +174,12 @@ pub(crate) fn stem(w: &str) -> Cow<'_, str> {
         return Cow::Borrowed(&w[..n - 2]);
     }
     if w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
-        return Cow::Borrowed(&w[..n - 1]);
+        // "engines" and "engine" must meet: drop the final "e" the singular would lose too.
+        let base = &w[..n - 1];
+        if n - 1 > 4 && base.ends_with('e') {
+            return Cow::Borrowed(&base[..n - 2]);
+        }
+        return Cow::Borrowed(base);
     }
     if n > 4 && w.ends_with('e') {
         // "locate"/"located" and "serve"/"served" end up the same.
@@ -237,7 +242,13 @@ pub(crate) const SW_PREFIXES: &[&str] = &[
     "ali",
     "ili",
     "hatu",
+    "haku",
+    "hawa",
+    "hazi",
+    "havi",
     "ham",
+    "hai",
+    "hau",
     "hu",
     "ku",
     "ni",
@@ -319,6 +330,9 @@ mod tests {
     #[test]
     fn plurals_and_participles_share_a_stem() {
         assert_eq!(stem("guitars"), stem("guitar"));
+        assert_eq!(stem("engines"), stem("engine"));
+        assert_eq!(stem("phones"), stem("phone"));
+        assert_eq!(stem("cakes"), stem("cake"));
         assert_eq!(stem("located"), stem("locate"));
         assert_eq!(stem("deliveries"), "delivery");
     }

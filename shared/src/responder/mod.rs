@@ -545,24 +545,31 @@ impl Responder {
                 }
             }
         }
-        self.store
-            .mark_sent(tenant, &m.wa_message_id, &results, token_invalid)
-            .await?;
+        // The read receipt (blue ticks) goes out while the outcome is written: both are
+        // off the customer's critical path and neither depends on the other.
+        let read_receipt = async {
+            if let (Outbox::Graph(client), Some(token)) = (&self.outbox, &token) {
+                if ctx.settings.mark_messages_read && !sent_sources.is_empty() {
+                    if let Err(e) = client
+                        .mark_read(phone_number_id, token, &m.wa_message_id)
+                        .await
+                    {
+                        tracing::debug!(error = %e, "read receipt failed");
+                    }
+                }
+            }
+        };
+        let (marked, ()) = tokio::join!(
+            self.store
+                .mark_sent(tenant, &m.wa_message_id, &results, token_invalid),
+            read_receipt
+        );
+        marked?;
         if token_invalid {
             self.contexts.invalidate(&tenant).await;
         }
         if let Some(reason) = retry {
             return Err(Retry(reason));
-        }
-        if let (Outbox::Graph(client), Some(token)) = (&self.outbox, &token) {
-            if ctx.settings.mark_messages_read && !sent_sources.is_empty() {
-                if let Err(e) = client
-                    .mark_read(phone_number_id, token, &m.wa_message_id)
-                    .await
-                {
-                    tracing::debug!(error = %e, "read receipt failed");
-                }
-            }
         }
         match refused {
             Some(why) if sent_sources.is_empty() => Ok(Outcome::SendFailed(why)),
