@@ -33,8 +33,15 @@ impl DeleteIndex {
     /// transposition). Several equally close candidates are fine only when `same` says they
     /// mean the same thing ("gita", "gitaa" and "guitar" for "gitar"); otherwise it is a guess.
     pub(crate) fn correct(&self, w: &str, same: impl Fn(&str, &str) -> bool) -> Option<&str> {
+        let found = self.candidates(w);
+        let (first, rest) = found.split_first()?;
+        rest.iter().all(|o| same(first, o)).then_some(*first)
+    }
+
+    /// Every known word at the smallest distance (at most one edit) from `w`.
+    pub(crate) fn candidates(&self, w: &str) -> Vec<&str> {
         if self.words.is_empty() {
-            return None;
+            return Vec::new();
         }
         let mut found: Vec<(u32, u32)> = Vec::new();
         let mut consider = |ids: &[u32]| {
@@ -60,18 +67,14 @@ impl DeleteIndex {
                 consider(ids);
             }
         });
-        let best_d = found.iter().map(|f| f.0).min()?;
-        let mut best = found
+        let Some(best_d) = found.iter().map(|f| f.0).min() else {
+            return Vec::new();
+        };
+        found
             .iter()
             .filter(|f| f.0 == best_d)
-            .map(|f| self.words[f.1 as usize].as_str());
-        let first = best.next()?;
-        for other in best {
-            if !same(first, other) {
-                return None;
-            }
-        }
-        Some(first)
+            .map(|f| self.words[f.1 as usize].as_str())
+            .collect()
     }
 }
 

@@ -60,7 +60,7 @@ const MIN_QUERY_COVERAGE: f32 = 0.5;
 /// Explaining the customer's words matters more than echoing the entry's.
 const QUERY_COVERAGE_EXPONENT: f32 = 0.6;
 /// Minimum lead of the best entry over the runner-up.
-const MARGIN: f32 = 0.06;
+const MARGIN: f32 = 0.1;
 /// A message with more content weight than this is a question, not just a greeting or thanks.
 const CANNED_MAX_CONTENT: f32 = 1.6;
 
@@ -370,7 +370,26 @@ impl FaqIndex {
         if let Some(w) = self.fuzzy.correct(t, |a, b| stem(a) == stem(b)) {
             return Some(w);
         }
-        lex.fuzzy.correct(t, |a, b| lex.same_meaning(a, b))
+        let found = lex.fuzzy.candidates(t);
+        let (first, rest) = found.split_first()?;
+        if rest.iter().all(|o| lex.same_meaning(first, o)) {
+            return Some(first);
+        }
+        // Several readings ("batery": battery or bakery): take the one this tenant talks about.
+        let mut known = found.iter().filter(|c| self.knows_word(lex, c));
+        let pick = known.next()?;
+        known.all(|o| lex.same_meaning(pick, o)).then_some(*pick)
+    }
+
+    /// Whether the tenant's entries use a lexicon word's concepts or the word itself.
+    fn knows_word(&self, lex: &Lexicon, w: &str) -> bool {
+        if self.terms.contains_key(stem(w).as_ref()) {
+            return true;
+        }
+        lex.word_hits(w).is_some_and(|(hits, _)| {
+            hits.iter()
+                .any(|h| !self.postings[h.concept as usize].is_empty())
+        })
     }
 
     /// Scores every entry in `0..=1` (0 = no evidence or disqualified).
@@ -391,12 +410,20 @@ impl FaqIndex {
                 Key::Concept(c) => {
                     let w = self.weights[*c as usize];
                     let present = !self.postings[*c as usize].is_empty();
-                    let w = if present {
-                        w
+                    if present {
+                        (Some(*c as Fid), w, f.strength)
                     } else {
-                        lex.classes[*c as usize].base_weight() * self.absent_idf
-                    };
-                    (present.then_some(*c as Fid), w, f.strength)
+                        // Something the tenant never mentions. A word that only hints at the
+                        // concept ("fast" for duration, "car" in "park my car") counts no more
+                        // than an unknown word would.
+                        let base = lex.classes[*c as usize].base_weight();
+                        let w = if f.strength < 1.0 {
+                            (base * f.strength).min(UNKNOWN_BASE)
+                        } else {
+                            base
+                        };
+                        (None, w * self.absent_idf, 1.0)
+                    }
                 }
                 Key::Term(t) => match self.terms.get(t.as_str()) {
                     Some(&id) => (Some(id), self.weights[id as usize], f.strength),

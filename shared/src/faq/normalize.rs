@@ -114,6 +114,13 @@ pub(crate) fn shorthand(tok: &str) -> Option<&'static str> {
         "wont" => "will not",
         "ok" | "okay" | "k" | "kk" | "okey" | "sawa" | "poa" => "ok",
         "hrs" | "hr" => "hours",
+        "opn" | "opne" => "open",
+        "clse" | "clsd" => "closed",
+        "pwr" => "power",
+        "alot" => "a lot",
+        "prc" | "prce" => "price",
+        "amt" => "amount",
+        "kgs" => "kg",
         "mins" | "min" => "minutes",
         "abt" | "bout" => "about",
         "wanna" => "want to",
@@ -289,7 +296,7 @@ pub(crate) fn is_stopword(w: &str) -> bool {
             | "but" | "because" | "since" | "again" | "well" | "only" | "same" | "other" | "another"
             | "way" | "ways" | "kind" | "type" | "types" | "sort" | "give" | "find" | "see" | "show"
             | "send me" | "okay" | "hmm" | "eh" | "ah" | "oh" | "yo" | "say" | "ask" | "asking" | "question"
-            | "quick" | "help" | "assist"
+            | "quick" | "help" | "assist" | "per"
             // Swahili / Sheng function words
             | "ya" | "na" | "ni" | "za" | "wa" | "la" | "kwa" | "cha" | "vya" | "kama" | "tu" | "je"
             | "hii" | "hiyo" | "hizi" | "hizo" | "huyu" | "yangu" | "yako" | "yenu" | "lenu" | "wenu"
@@ -305,6 +312,9 @@ pub(crate) fn is_stopword(w: &str) -> bool {
             | "mazee" | "manze" | "bazu" | "kaka" | "dada" | "rafiki" | "jo" | "ju" | "coz" | "aki"
             | "ebu" | "hebu" | "thats" | "liko" | "yuko" | "kiko" | "viko" | "chukua" | "mali" | "nipe" | "nipeni"
             | "basi" | "sawa" | "fiti" | "poa" | "ok sawa"
+            // Forms of address
+            | "mama" | "mami" | "mathe" | "auntie" | "aunty" | "uncle" | "mzee" | "bwana" | "chief"
+            | "brathe" | "mkuu" | "mrembo" | "ndugu" | "madame" | "mister" | "mr" | "mrs" | "ms"
     )
 }
 
