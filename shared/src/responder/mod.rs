@@ -12,6 +12,7 @@ pub mod policy;
 pub use context::TenantContext;
 
 use chrono::{TimeZone, Utc};
+use futures_util::future::{BoxFuture, FutureExt};
 use moka::future::Cache;
 use secrecy::SecretString;
 use serde::Serialize;
@@ -735,7 +736,7 @@ impl Responder {
     /// first failure in a group, that record and every later record of the group are reported
     /// failed (so SQS redelivers them in order); returns the failed message ids.
     pub async fn handle_batch(&self, records: Vec<BatchRecord>) -> Vec<String> {
-        let mut groups: Vec<(String, Vec<(BatchRecord, Option<Job>)>)> = Vec::new();
+        let mut groups: Vec<(String, Vec<Pending>)> = Vec::new();
         for r in records {
             let job = match Job::from_json(&r.body) {
                 Ok(j) => Some(j),
@@ -754,40 +755,44 @@ impl Responder {
                 None => groups.push((group, vec![(r, job)])),
             }
         }
-        let runs =
-            groups.into_iter().map(
-                |(_, records)| -> std::pin::Pin<
-                    Box<dyn std::future::Future<Output = Vec<String>> + Send + '_>,
-                > {
-                    Box::pin(async move {
-                        let mut failed = Vec::new();
-                        let mut blocked = false;
-                        for (record, job) in records {
-                            if blocked {
-                                failed.push(record.message_id);
-                                continue;
-                            }
-                            // Boxed: the per-message future is large, and the batch nests it in join_all.
-                            let ok = match &job {
-                                Some(job) => Box::pin(self.handle_job(job)).await.is_ok(),
-                                None => false,
-                            };
-                            if !ok {
-                                blocked = true;
-                                failed.push(record.message_id);
-                            }
-                        }
-                        failed
-                    })
-                },
-            );
+        let runs = groups
+            .into_iter()
+            .map(|(_, records)| self.run_group(records));
         futures_util::future::join_all(runs)
             .await
             .into_iter()
             .flatten()
             .collect()
     }
+
+    /// One FIFO group of a batch, in order; after the first failure the rest are failed too.
+    /// Boxed: the per-message future is large, and the batch nests it in `join_all`.
+    fn run_group(&self, records: Vec<Pending>) -> BoxFuture<'_, Vec<String>> {
+        async move {
+            let mut failed = Vec::new();
+            let mut blocked = false;
+            for (record, job) in records {
+                if blocked {
+                    failed.push(record.message_id);
+                    continue;
+                }
+                let ok = match &job {
+                    Some(job) => self.handle_job(job).boxed().await.is_ok(),
+                    None => false,
+                };
+                if !ok {
+                    blocked = true;
+                    failed.push(record.message_id);
+                }
+            }
+            failed
+        }
+        .boxed()
+    }
 }
+
+/// A batch record and its job (`None`: the body is not a job this code can read).
+type Pending = (BatchRecord, Option<Job>);
 
 /// A wamid shortened for logs (they are ids, not personal data, but long).
 fn short_id(id: &str) -> String {
