@@ -292,9 +292,14 @@ fn main() -> ExitCode {
     }
     // A laptop run that uses no AWS service need not probe EC2's metadata service for a region
     // (two warnings and a delay at every start).
-    let uses_aws = ["REPLY_QUEUE_URL", "PLATFORM_SECRET_ID", "AWS_REGION", "AWS_DEFAULT_REGION"]
-        .iter()
-        .any(|k| std::env::var_os(k).is_some())
+    let uses_aws = [
+        "REPLY_QUEUE_URL",
+        "PLATFORM_SECRET_ID",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ]
+    .iter()
+    .any(|k| std::env::var_os(k).is_some())
         || std::env::var("KEY_PROVIDER").is_ok_and(|v| v == "aws");
     if matches!(cli.command, Command::Serve(_)) && !uses_aws {
         std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
