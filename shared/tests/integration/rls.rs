@@ -333,7 +333,7 @@ async fn the_tenant_setting_does_not_outlive_its_transaction_on_a_pooled_connect
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn the_recommended_lambda_login_role_reaches_data_only_through_alphadome_app(pool: PgPool) {
     let s = seeded(&pool).await;
-    // The role DEPLOY.md tells operators to create: login, NOINHERIT, member of alphadome_app.
+    // The role the README's Deploy section tells operators to create: login, NOINHERIT, member of alphadome_app.
     sqlx::raw_sql(
         "do $$ begin
            if not exists (select 1 from pg_roles where rolname = 'alphadome_lambda_test') then
