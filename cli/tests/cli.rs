@@ -46,6 +46,7 @@ impl Env {
             .env("LOCAL_KEY_DIR", self.dir.join("keys"))
             .env("KEY_PROVIDER", "local")
             .env("RUST_LOG", "debug")
+            .env_remove("OPENAI_API_KEY")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -210,6 +211,35 @@ fn an_operator_sets_up_two_businesses_from_an_empty_database_and_no_secret_is_ev
     assert!(
         !list_a.to_string().contains("braids"),
         "A's list holds none of B's entries"
+    );
+
+    // `ask`: the answer policy as a dry run, per tenant.
+    let ask = env.json(&[
+        "ask",
+        "--tenant",
+        "868405499681303",
+        "--json",
+        "wat tym u open?",
+    ]);
+    assert_eq!(ask["source"], "faq");
+    assert_eq!(ask["question"], "What are your opening hours?");
+    assert!(ask["reply"].as_str().unwrap().contains("9 AM to 6 PM"));
+    let ask = env.json(&[
+        "ask",
+        "--tenant",
+        "100200300400",
+        "--json",
+        "wat tym u open?",
+    ]);
+    assert_ne!(
+        ask["source"], "faq",
+        "the salon has no hours entry, and never Kassangas's"
+    );
+    assert!(!ask["reply"].as_str().unwrap().contains("9 AM"));
+    let ask = env.ok(&["ask", "--tenant", "868405499681303", "Naeza lipa na mpesa?"]);
+    assert!(
+        ask.contains("source:   faq") && ask.contains("Till 123456"),
+        "{ask}"
     );
 
     let tenants = env.json(&["tenant", "list", "--json"]);
