@@ -103,7 +103,7 @@ impl Drop for Env {
 
 const TOKEN_A: &str = "EAAGkassangasSECRETtoken0001";
 const TOKEN_B: &str = "EAAGsalonSECRETtoken0002";
-const AI_KEY_A: &str = "sk-kassangasSECRETaikey0001";
+const AI_KEY_A: &str = "sk-test-kassangas-SECRET-aikey-0001";
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()

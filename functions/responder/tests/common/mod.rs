@@ -21,8 +21,8 @@ pub const A_PNID: &str = "110000000001";
 pub const B_PNID: &str = "110000000002";
 pub const A_TOKEN: &str = "EAAGtokenKassangasSECRET";
 pub const B_TOKEN: &str = "EAAGtokenSalonSECRET";
-pub const A_AI_KEY: &str = "sk-kassangasOWNkeySECRET";
-pub const PLATFORM_AI_KEY: &str = "sk-platformSHAREDkeySECRET";
+pub const A_AI_KEY: &str = "sk-test-kassangas-OWN-key-SECRET";
+pub const PLATFORM_AI_KEY: &str = "sk-test-platform-SHARED-key-SECRET";
 pub const CUSTOMER: &str = "254711000111";
 pub const OWNER: &str = "254702245555";
 
