@@ -235,8 +235,9 @@ impl Responder {
             (Some(text), None) => ctx.match_faq(text),
             _ => None,
         };
-        let ai_key = self.ai_key(&ctx).await;
-        let ai_available = ctx.settings.enable_ai_responses && ai_key.is_some();
+        // Whether a key exists is enough here; it is opened only if the AI is asked.
+        let ai_available = ctx.settings.enable_ai_responses
+            && (t.ai_api_key.is_some() || self.platform_ai_key.is_some());
         let bot_enabled = t.is_active && ctx.settings.is_bot_enabled;
         let begin = self
             .store
@@ -350,7 +351,7 @@ impl Responder {
             Decision::AskAi => {
                 let text = text.unwrap_or_default();
                 match self
-                    .ask_ai(&ctx, ai_key.as_ref(), &begin.history, text)
+                    .ask_ai(&ctx, self.ai_key(&ctx).await.as_ref(), &begin.history, text)
                     .await
                 {
                     Ok(reply) => {
