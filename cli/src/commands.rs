@@ -381,6 +381,7 @@ async fn serve(args: crate::Serve) -> anyhow::Result<()> {
     let options = ServeOptions {
         dry_run: args.dry_run,
         workers,
+        batch: args.batch.max(1),
         retry: alphadome::local_queue::RetryPolicy {
             max_attempts: args.max_attempts.max(1),
             ..Default::default()

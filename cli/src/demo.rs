@@ -278,6 +278,7 @@ pub async fn run_demo(out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     let queue = LocalQueue::start(
         crate::serve::responder_handler(responder),
         4,
+        10,
         RetryPolicy {
             max_attempts: 2,
             first_backoff: Duration::from_millis(100),

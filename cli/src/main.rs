@@ -52,9 +52,13 @@ struct Serve {
     /// Print replies instead of sending them through the Graph API.
     #[arg(long)]
     dry_run: bool,
-    /// Jobs the in-process queue handles at once (one per conversation at most).
-    #[arg(long, default_value_t = 16)]
+    /// Batches the in-process queue handles at once.
+    #[arg(long, default_value_t = alphadome_cli::serve::DEFAULT_WORKERS)]
     workers: usize,
+    /// Jobs per batch, one per conversation at most (a tenant's jobs in a batch share their
+    /// database round trips).
+    #[arg(long, default_value_t = alphadome_cli::serve::DEFAULT_BATCH)]
+    batch: usize,
     /// Attempts per job before it is parked.
     #[arg(long, default_value_t = 5)]
     max_attempts: u32,

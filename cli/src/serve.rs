@@ -28,13 +28,21 @@ use axum::{Json, Router};
 use secrecy::SecretString;
 use serde::Serialize;
 
+/// Default number of in-process queue workers.
+pub const DEFAULT_WORKERS: usize = 4;
+/// Default batch size of the in-process queue.
+pub const DEFAULT_BATCH: usize = 200;
+
 /// How `serve` runs.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Print replies instead of sending them through the Graph API.
     pub dry_run: bool,
-    /// Jobs the in-process queue handles at once (one per conversation at most).
+    /// Batches the in-process queue handles at once.
     pub workers: usize,
+    /// Jobs (of distinct conversations) per batch: a tenant's jobs in a batch share their
+    /// database round trips.
+    pub batch: usize,
     pub retry: RetryPolicy,
     /// How long shutdown waits for queued and in-flight jobs.
     pub drain_timeout: Duration,
@@ -44,7 +52,8 @@ impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             dry_run: false,
-            workers: 16,
+            workers: DEFAULT_WORKERS,
+            batch: DEFAULT_BATCH,
             retry: RetryPolicy::default(),
             drain_timeout: Duration::from_secs(30),
         }
@@ -116,16 +125,21 @@ pub fn printing_outbox() -> Outbox {
     }))
 }
 
-/// The in-process queue's handler: the responder's per-record function.
+/// The in-process queue's handler: the responder's batch function.
 pub fn responder_handler(responder: Responder) -> Handler {
     let responder = Arc::new(responder);
-    Arc::new(move |job: Job| {
+    Arc::new(move |jobs: Vec<Job>| {
         let responder = responder.clone();
         Box::pin(async move {
-            match responder.handle_job(&job).await {
-                Ok(_) => Handled::Done,
-                Err(retry) => Handled::Retry(retry.0),
-            }
+            responder
+                .handle_jobs(&jobs)
+                .await
+                .into_iter()
+                .map(|r| match r {
+                    Ok(_) => Handled::Done,
+                    Err(retry) => Handled::Retry(retry.0),
+                })
+                .collect()
         })
     })
 }
@@ -165,7 +179,7 @@ pub async fn run_server(
                 Outbox::Graph(services.whatsapp())
             };
             let handler = responder_handler(services.responder(outbox));
-            let q = LocalQueue::start(handler, options.workers, options.retry);
+            let q = LocalQueue::start(handler, options.workers, options.batch, options.retry);
             (JobQueue::Local(q.clone()), Some(q))
         }
     };
@@ -324,8 +338,9 @@ fn print_banner(
         .unwrap_or_else(|_| "(unknown)".into());
     let queue_line = match queue {
         JobQueue::Local(_) => format!(
-            "in-process ({} workers, {} attempts, then parked; see /healthz)",
+            "in-process ({} workers, batches of {}, {} attempts, then parked; see /healthz)",
             options.workers.max(1),
+            options.batch.max(1),
             options.retry.max_attempts
         ),
         JobQueue::Sqs { .. } => format!(

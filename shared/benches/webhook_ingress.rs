@@ -31,8 +31,9 @@ fn bench(c: &mut Criterion) {
             .connect_lazy("postgres://bench@127.0.0.1:1/none")
             .unwrap();
         let queue = LocalQueue::start(
-            Arc::new(|_| Box::pin(async { Handled::Done })),
+            Arc::new(|jobs: Vec<_>| Box::pin(async move { vec![Handled::Done; jobs.len()] })),
             1,
+            10,
             RetryPolicy::default(),
         );
         let ingress = Ingress::new(

@@ -1,6 +1,7 @@
 //! The in-process queue of `alphadome serve`: the same semantics the responder gets from SQS
 //! FIFO, without AWS. Jobs of one conversation (group) run one at a time, in order; groups
-//! run concurrently. A job that fails is retried with exponential backoff while the rest of
+//! run concurrently, and a worker hands the heads of up to `max_batch` ready groups to the
+//! handler at once (as Lambda receives a batch of SQS records). A job that fails is retried with exponential backoff while the rest of
 //! its group waits; after the last attempt it is parked (the local dead-letter queue) and
 //! reported, never silently dropped. `drain` stops intake and waits for in-flight work.
 
@@ -22,8 +23,9 @@ pub enum Handled {
     Retry(String),
 }
 
-/// The job handler: the responder's per-record function.
-pub type Handler = Arc<dyn Fn(Job) -> Pin<Box<dyn Future<Output = Handled> + Send>> + Send + Sync>;
+/// The job handler: gets jobs of distinct conversations, returns one result per job, in order.
+pub type Handler =
+    Arc<dyn Fn(Vec<Job>) -> Pin<Box<dyn Future<Output = Vec<Handled>> + Send>> + Send + Sync>;
 
 /// Retry policy, the local twin of SQS's visibility timeout and maxReceiveCount.
 #[derive(Debug, Clone, Copy)]
@@ -76,8 +78,8 @@ pub struct LocalQueue {
 pub struct QueueClosed;
 
 impl LocalQueue {
-    /// Starts `workers` workers that run `handler`.
-    pub fn start(handler: Handler, workers: usize, policy: RetryPolicy) -> Self {
+    /// Starts `workers` workers that run `handler` on up to `max_batch` jobs at a time.
+    pub fn start(handler: Handler, workers: usize, max_batch: usize, policy: RetryPolicy) -> Self {
         let (tx, rx) = mpsc::unbounded_channel::<String>();
         let queue = Self {
             state: Arc::default(),
@@ -89,11 +91,22 @@ impl LocalQueue {
             let (queue, rx, handler) = (queue.clone(), rx.clone(), handler.clone());
             tokio::spawn(async move {
                 loop {
-                    let group = match rx.lock().await.recv().await {
-                        Some(g) => g,
-                        None => return,
-                    };
-                    queue.run_group(&group, &handler, policy).await;
+                    let mut groups = Vec::new();
+                    {
+                        let mut rx = rx.lock().await;
+                        match rx.recv().await {
+                            Some(g) => groups.push(g),
+                            None => return,
+                        }
+                        // Whatever else is ready joins the batch; nothing waits for it.
+                        while groups.len() < max_batch.max(1) {
+                            match rx.try_recv() {
+                                Ok(g) => groups.push(g),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    queue.run_heads(groups, &handler, policy).await;
                 }
             });
         }
@@ -121,22 +134,36 @@ impl LocalQueue {
         Ok(())
     }
 
-    /// Runs the head of a group until the group is empty or must wait for a retry.
-    async fn run_group(&self, group: &str, handler: &Handler, policy: RetryPolicy) {
-        loop {
-            // Check and release under one lock, so a job pushed meanwhile is never stranded.
-            let head = {
-                let mut st = self.state.lock().expect("queue state poisoned");
-                let head = st.groups.get(group).and_then(|q| q.front().cloned());
-                if head.is_none() {
-                    st.groups.remove(group);
-                    st.busy.remove(group);
-                }
-                head
-            };
-            let Some((job, attempts)) = head else { return };
-            match handler(job.clone()).await {
-                Handled::Done => self.finish_head(group, None),
+    /// Runs the head job of each group, together. A group with more jobs goes back to the
+    /// ready list; one whose head failed waits out its backoff first.
+    async fn run_heads(&self, groups: Vec<String>, handler: &Handler, policy: RetryPolicy) {
+        let heads: Vec<(String, Job, u32)> = {
+            let mut st = self.state.lock().expect("queue state poisoned");
+            groups
+                .into_iter()
+                .filter_map(
+                    |group| match st.groups.get(&group).and_then(|q| q.front().cloned()) {
+                        Some((job, attempts)) => Some((group, job, attempts)),
+                        None => {
+                            st.groups.remove(&group);
+                            st.busy.remove(&group);
+                            None
+                        }
+                    },
+                )
+                .collect()
+        };
+        if heads.is_empty() {
+            return;
+        }
+        let results = handler(heads.iter().map(|(_, job, _)| job.clone()).collect()).await;
+        let mut results = results.into_iter();
+        for (group, job, attempts) in heads {
+            let result = results
+                .next()
+                .unwrap_or_else(|| Handled::Retry("the handler returned no result".into()));
+            match result {
+                Handled::Done => self.finish_head(&group, None),
                 Handled::Retry(reason) => {
                     let attempts = attempts + 1;
                     if attempts >= policy.max_attempts {
@@ -145,7 +172,7 @@ impl LocalQueue {
                             "job parked after its last attempt (see `parked`); the conversation goes on"
                         );
                         self.finish_head(
-                            group,
+                            &group,
                             Some(ParkedJob {
                                 job,
                                 attempts,
@@ -161,26 +188,38 @@ impl LocalQueue {
                     tracing::warn!(group, attempts, backoff_ms = backoff.as_millis() as u64, reason = %reason, "job will be retried");
                     {
                         let mut st = self.state.lock().expect("queue state poisoned");
-                        if let Some(front) = st.groups.get_mut(group).and_then(|q| q.front_mut()) {
+                        if let Some(front) = st.groups.get_mut(&group).and_then(|q| q.front_mut()) {
                             front.1 = attempts;
                         }
                     }
                     // The group waits; the worker goes back to other groups.
-                    let (ready, group) = (self.ready.clone(), group.to_owned());
+                    let ready = self.ready.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(backoff).await;
                         let _ = ready.send(group);
                     });
-                    return;
                 }
             }
         }
     }
 
+    /// Removes a group's head; the group goes back to the ready list if it has more jobs, and
+    /// stops being busy otherwise (both under the lock, so a job pushed meanwhile is never
+    /// stranded).
     fn finish_head(&self, group: &str, parked: Option<ParkedJob>) {
         let mut st = self.state.lock().expect("queue state poisoned");
-        if let Some(q) = st.groups.get_mut(group) {
-            q.pop_front();
+        let more = match st.groups.get_mut(group) {
+            Some(q) => {
+                q.pop_front();
+                !q.is_empty()
+            }
+            None => false,
+        };
+        if more {
+            let _ = self.ready.send(group.to_owned());
+        } else {
+            st.groups.remove(group);
+            st.busy.remove(group);
         }
         st.pending -= 1;
         st.processed += 1;

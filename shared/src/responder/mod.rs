@@ -1,10 +1,12 @@
 //! The responder: answers each queued message as its tenant, sends the reply with that
 //! tenant's token, and logs both messages under the tenant's brand — exactly once.
 //!
-//! Per message (context cached): `begin_inbound` claims it (round trip 1), the policy decides,
-//! `record_replies` writes the replies as pending before anything is sent (2), Graph sends,
-//! `mark_sent` records the outcome (3). A retryable failure gives the message back so the
-//! queue's retry claims it again; a reply that may already have gone out is never re-sent.
+//! Per tenant in a batch of jobs (context cached): `begin_inbound_batch` claims its messages
+//! (round trip 1), the policy decides each, `record_replies_batch` writes the replies as
+//! pending before anything is sent (2), Graph sends, `mark_sent_batch` records what Graph
+//! said (3) — three round trips whether the batch holds one message or fifty. A retryable
+//! failure gives the message back so the queue's retry claims it again; a reply that may
+//! already have gone out is never re-sent.
 
 mod context;
 pub mod policy;
@@ -12,10 +14,11 @@ pub mod policy;
 pub use context::TenantContext;
 
 use chrono::{TimeZone, Utc};
-use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::future::FutureExt;
 use moka::future::Cache;
 use secrecy::SecretString;
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -26,13 +29,16 @@ use crate::intent::{detect_control_intent, ControlIntent};
 use crate::job::{Job, JobKind};
 use crate::keys::KeyProvider;
 use crate::openai::{ChatRequest, OpenAiClient};
-use crate::store::{BeginInbound, PlannedReply, RecordReplies, SendResult, Store};
+use crate::store::{
+    BeginInbound, EntryRecord, Inbound, MarkSent, PlannedReply, RecordReplies, RecordedReply,
+    SendResult, Store,
+};
 use crate::webhook::{InboundMessage, StatusUpdate};
 use crate::whatsapp::{Recipient, SendError, WhatsAppClient};
 use policy::{Decision, Facts, Source};
 
 /// Why a job must be tried again (the queue retries it). No message content in the text.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct Retry(pub String);
 
@@ -190,21 +196,72 @@ impl Responder {
 
     /// Handles one job. `Err` means: retry it later.
     pub async fn handle_job(&self, job: &Job) -> Result<Outcome, Retry> {
-        let tenant = TenantId(job.tenant_id);
-        let span = tracing::info_span!("job", tenant_id = %tenant, wa_message_id = %short_id(job.wa_message_id()));
-        async move {
-            let result = match &job.kind {
-                JobKind::Message(m) => self.handle_message(tenant, &job.phone_number_id, m).await,
-                JobKind::Status(s) => self.handle_status(tenant, s).await,
-            };
-            match &result {
-                Ok(outcome) => tracing::info!(outcome = ?outcome, "job handled"),
-                Err(e) => tracing::warn!(reason = %e, "job will be retried"),
+        self.handle_jobs(std::slice::from_ref(job))
+            .await
+            .pop()
+            .expect("one result per job")
+    }
+
+    /// Handles jobs of distinct conversations together (the heads of a queue batch's FIFO
+    /// groups). The messages of one tenant share each database round trip — one claim, one
+    /// record, one outcome write for all of them — and tenants run concurrently. One result
+    /// per job, in order; `Err` means: retry that job later.
+    pub async fn handle_jobs(&self, jobs: &[Job]) -> Vec<Result<Outcome, Retry>> {
+        let mut tenants: Vec<(TenantId, Vec<usize>)> = Vec::new();
+        let mut statuses = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
+            let tenant = TenantId(job.tenant_id);
+            match &job.kind {
+                JobKind::Message(_) => match tenants.iter_mut().find(|(t, _)| *t == tenant) {
+                    Some((_, of_tenant)) => of_tenant.push(i),
+                    None => tenants.push((tenant, vec![i])),
+                },
+                JobKind::Status(_) => statuses.push(i),
             }
-            result
         }
-        .instrument(span)
-        .await
+        let message_runs = tenants.into_iter().map(|(tenant, indexes)| {
+            async move {
+                let batch: Vec<&Job> = indexes.iter().map(|&i| &jobs[i]).collect();
+                let results = self.handle_messages(tenant, &batch).await;
+                (indexes, results)
+            }
+            .boxed()
+        });
+        let status_runs = statuses.into_iter().map(|i| {
+            async move {
+                let job = &jobs[i];
+                let result = match &job.kind {
+                    JobKind::Status(s) => {
+                        self.handle_status(TenantId(job.tenant_id), s)
+                            .instrument(job_span(job))
+                            .await
+                    }
+                    JobKind::Message(_) => unreachable!("only status jobs here"),
+                };
+                (vec![i], vec![result])
+            }
+            .boxed()
+        });
+        let mut results: Vec<Option<Result<Outcome, Retry>>> = jobs.iter().map(|_| None).collect();
+        for (indexes, outcomes) in
+            futures_util::future::join_all(message_runs.chain(status_runs)).await
+        {
+            for (i, outcome) in indexes.into_iter().zip(outcomes) {
+                results[i] = Some(outcome);
+            }
+        }
+        jobs.iter()
+            .zip(results)
+            .map(|(job, result)| {
+                let result = result.expect("every job has a result");
+                let _in_job = job_span(job).entered();
+                match &result {
+                    Ok(outcome) => tracing::info!(outcome = ?outcome, "job handled"),
+                    Err(e) => tracing::warn!(reason = %e, "job will be retried"),
+                }
+                result
+            })
+            .collect()
     }
 
     async fn handle_status(&self, tenant: TenantId, s: &StatusUpdate) -> Result<Outcome, Retry> {
@@ -218,15 +275,166 @@ impl Responder {
         Ok(Outcome::Status(moved))
     }
 
-    async fn handle_message(
+    /// One tenant's messages: claim all, decide each, record all, send each, record what
+    /// Graph said for all.
+    async fn handle_messages(
         &self,
         tenant: TenantId,
-        phone_number_id: &str,
-        m: &InboundMessage,
-    ) -> Result<Outcome, Retry> {
-        let Some(ctx) = self.context(tenant).await? else {
-            tracing::warn!("job for a tenant that no longer exists; dropped");
-            return Ok(Outcome::UnknownTenant);
+        jobs: &[&Job],
+    ) -> Vec<Result<Outcome, Retry>> {
+        let every = |r: Result<Outcome, Retry>| jobs.iter().map(|_| r.clone()).collect();
+        let ctx = match self.context(tenant).await {
+            Ok(Some(ctx)) => ctx,
+            Ok(None) => {
+                tracing::warn!(tenant_id = %tenant, jobs = jobs.len(), "jobs for a tenant that no longer exists; dropped");
+                return every(Ok(Outcome::UnknownTenant));
+            }
+            Err(e) => return every(Err(e)),
+        };
+        let ctx: &TenantContext = &ctx;
+        let messages: Vec<Incoming<'_>> = jobs.iter().map(|job| self.prepare(ctx, job)).collect();
+        let claims: Vec<BeginInbound<'_>> = messages.iter().map(Incoming::claim).collect();
+        let begins = match self
+            .store
+            .begin_inbound_batch(
+                tenant,
+                self.options.lease_seconds,
+                self.options.history_turns,
+                &claims,
+            )
+            .await
+        {
+            Ok(begins) => begins,
+            Err(e) => return every(Err(e.into())),
+        };
+
+        // Decide; the AI, when asked, answers several customers at once.
+        let plans: Vec<Option<Plan>> =
+            futures_util::future::join_all(messages.iter().zip(&begins).map(|(msg, begin)| {
+                async move {
+                    match begin.claimed {
+                        true => Some(
+                            self.plan(ctx, msg, begin)
+                                .instrument(msg.span.clone())
+                                .await,
+                        ),
+                        false => None,
+                    }
+                }
+                .boxed()
+            }))
+            .await;
+        let records: Vec<RecordReplies<'_>> = messages
+            .iter()
+            .zip(&begins)
+            .zip(&plans)
+            .filter_map(|((msg, begin), plan)| Some(plan.as_ref()?.record(msg, begin)))
+            .collect();
+        let recorded = match self.store.record_replies_batch(tenant, &records).await {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                let e = Retry::from(e);
+                return plans
+                    .iter()
+                    .map(|plan| match plan {
+                        Some(_) => Err(e.clone()),
+                        None => Ok(Outcome::Duplicate),
+                    })
+                    .collect();
+            }
+        };
+        let mut recorded = recorded.into_iter();
+        let steps: Vec<Step> = plans
+            .into_iter()
+            .map(|plan| match plan {
+                None => Step::Done(Ok(Outcome::Duplicate)),
+                Some(Plan {
+                    silent: Some(why), ..
+                }) => {
+                    recorded.next();
+                    Step::Done(Ok(Outcome::Silent(why)))
+                }
+                Some(plan) => Step::Send(plan, recorded.next().unwrap_or_default()),
+            })
+            .collect();
+
+        // The token is opened once for the batch, and only when something is to be sent.
+        let token = match &self.outbox {
+            Outbox::Graph(_) if steps.iter().any(|s| matches!(s, Step::Send(..))) => {
+                match self.whatsapp_token(ctx).await {
+                    Ok(token) => Some(token),
+                    Err(e) => {
+                        return steps
+                            .into_iter()
+                            .map(|s| match s {
+                                Step::Done(r) => r,
+                                Step::Send(..) => Err(e.clone()),
+                            })
+                            .collect()
+                    }
+                }
+            }
+            _ => None,
+        };
+        let deliveries: Vec<Option<Delivery>> =
+            futures_util::future::join_all(messages.iter().zip(&steps).map(|(msg, step)| {
+                let token = token.as_ref();
+                async move {
+                    match step {
+                        Step::Send(plan, recorded) => Some(
+                            self.send_replies(ctx, token, msg, &plan.replies, recorded)
+                                .instrument(msg.span.clone())
+                                .await,
+                        ),
+                        Step::Done(_) => None,
+                    }
+                }
+                .boxed()
+            }))
+            .await;
+
+        // What Graph said, written once for the batch; read receipts go out meanwhile: both
+        // are off the customers' critical path and neither depends on the other.
+        let marks: Vec<MarkSent<'_>> = messages
+            .iter()
+            .zip(&deliveries)
+            .filter_map(|(msg, d)| {
+                let d = d.as_ref()?;
+                (!d.results.is_empty() || d.token_invalid).then(|| MarkSent {
+                    wa_message_id: &msg.m.wa_message_id,
+                    results: &d.results,
+                    token_invalid: d.token_invalid,
+                })
+            })
+            .collect();
+        let receipts =
+            futures_util::future::join_all(messages.iter().zip(&deliveries).map(|(msg, d)| {
+                let read = d.as_ref().is_some_and(|d| !d.sent_sources.is_empty());
+                self.send_read_receipt(ctx, token.as_ref(), msg, read)
+            }));
+        let (marked, _) = tokio::join!(self.store.mark_sent_batch(tenant, &marks), receipts);
+        if deliveries.iter().flatten().any(|d| d.token_invalid) {
+            self.contexts.invalidate(&tenant).await;
+        }
+        let marked = marked.map_err(Retry::from);
+        steps
+            .into_iter()
+            .zip(deliveries)
+            .map(|(step, delivery)| match (step, delivery) {
+                (Step::Done(r), _) => r,
+                (Step::Send(..), Some(d)) => {
+                    marked.as_ref().map_err(Clone::clone)?;
+                    d.outcome()
+                }
+                (Step::Send(..), None) => unreachable!("every send has a delivery"),
+            })
+            .collect()
+    }
+
+    /// What is known of a message before it is claimed.
+    fn prepare<'a>(&self, ctx: &'a TenantContext, job: &'a Job) -> Incoming<'a> {
+        let JobKind::Message(m) = &job.kind else {
+            unreachable!("only message jobs are prepared")
         };
         let t = &ctx.record.tenant;
         let text = m.text.as_deref().map(str::trim).filter(|s| !s.is_empty());
@@ -238,35 +446,26 @@ impl Responder {
         // Whether a key exists is enough here; it is opened only if the AI is asked.
         let ai_available = ctx.settings.enable_ai_responses
             && (t.ai_api_key.is_some() || self.platform_ai_key.is_some());
-        let bot_enabled = t.is_active && ctx.settings.is_bot_enabled;
-        let begin = self
-            .store
-            .begin_inbound(&BeginInbound {
-                tenant_id: tenant,
-                wa_message_id: &m.wa_message_id,
-                phone: m.from_wa_id.as_deref(),
-                user_id: m.from_user_id.as_deref(),
-                profile_name: m.profile_name.as_deref(),
-                message_type: &m.message_type,
-                text: m.text.as_deref(),
-                intent: intent.map(|i| match i {
-                    ControlIntent::Stop => "stop",
-                    ControlIntent::Start => "start",
-                    ControlIntent::Human => "human",
-                }),
-                count_reply: policy::may_reply(bot_enabled, intent),
-                with_history: ai_available && faq.is_none() && intent.is_none() && text.is_some(),
-                history_turns: self.options.history_turns,
-                lease_seconds: self.options.lease_seconds,
-            })
-            .await?;
-        if !begin.claimed {
-            return Ok(Outcome::Duplicate);
+        Incoming {
+            phone_number_id: &job.phone_number_id,
+            m,
+            text,
+            intent,
+            faq,
+            ai_available,
+            bot_enabled: t.is_active && ctx.settings.is_bot_enabled,
+            span: job_span(job),
         }
+    }
+
+    /// The policy's decision for a claimed message, as the replies to record.
+    async fn plan(&self, ctx: &TenantContext, msg: &Incoming<'_>, begin: &Inbound) -> Plan {
+        let t = &ctx.record.tenant;
+        let m = msg.m;
         let now = Utc::now();
         let facts = Facts {
             tenant_active: t.is_active,
-            bot_enabled,
+            bot_enabled: msg.bot_enabled,
             has_token: t.whatsapp_access_token.is_some()
                 || matches!(self.outbox, Outbox::DryRun(_)),
             was_subscribed: begin.was_subscribed,
@@ -275,56 +474,28 @@ impl Responder {
             max_per_hour: ctx.settings.max_messages_per_hour,
             message_time: Utc.timestamp_opt(m.timestamp, 0).single().unwrap_or(now),
             now,
-            text,
+            text: msg.text,
             message_type: &m.message_type,
-            intent,
-            faq,
-            ai_available,
+            intent: msg.intent,
+            faq: msg.faq,
+            ai_available: msg.ai_available,
         };
         let business = t.client_name.as_str();
-        let mut replies: Vec<PlannedReply> = Vec::new();
-        let mut source: Option<Source> = None;
-        let mut matched = None;
-        let mut usage = (None, None);
-        let mut pause = None;
+        let mut plan = Plan::default();
         let mut escalate: Option<bool> = None;
         match policy::decide(&facts) {
             Decision::Silent(why) => {
                 if matches!(why, policy::Silence::NoToken) {
                     tracing::error!("tenant has no WhatsApp token; cannot reply");
                 }
-                self.store
-                    .record_replies(&RecordReplies {
-                        tenant_id: tenant,
-                        wa_message_id: &m.wa_message_id,
-                        user_id: begin.user_id,
-                        inbound_status: "ignored",
-                        note: Some(why.note()),
-                        reply_source: None,
-                        matched_entry_id: None,
-                        ai_prompt_tokens: None,
-                        ai_completion_tokens: None,
-                        pause_minutes: None,
-                        replies: &[],
-                    })
-                    .await?;
-                return Ok(Outcome::Silent(why.note()));
+                plan.silent = Some(why.note());
+                return plan;
             }
             Decision::Control(ControlIntent::Stop) => {
-                source = Some(Source::Control);
-                replies.push(PlannedReply {
-                    source: "control",
-                    text: policy::stop_confirmation(business),
-                    to_customer: true,
-                });
+                plan.reply(Source::Control, policy::stop_confirmation(business));
             }
             Decision::Control(_) => {
-                source = Some(Source::Control);
-                replies.push(PlannedReply {
-                    source: "control",
-                    text: policy::start_confirmation(business),
-                    to_customer: true,
-                });
+                plan.reply(Source::Control, policy::start_confirmation(business));
             }
             Decision::Answer(entry) => {
                 let s = if entry.data_type == "canned" {
@@ -332,36 +503,21 @@ impl Responder {
                 } else {
                     Source::Faq
                 };
-                source = Some(s);
-                matched = Some(entry.id);
-                replies.push(PlannedReply {
-                    source: s.as_str(),
-                    text: entry.answer.clone(),
-                    to_customer: true,
-                });
+                plan.matched = Some(entry.id);
+                plan.reply(s, entry.answer.clone());
             }
             Decision::AskForText => {
-                source = Some(Source::Fallback);
-                replies.push(PlannedReply {
-                    source: "fallback",
-                    text: policy::ask_for_text_reply(),
-                    to_customer: true,
-                });
+                plan.reply(Source::Fallback, policy::ask_for_text_reply());
             }
             Decision::AskAi => {
-                let text = text.unwrap_or_default();
+                let text = msg.text.unwrap_or_default();
                 match self
-                    .ask_ai(&ctx, self.ai_key(&ctx).await.as_ref(), &begin.history, text)
+                    .ask_ai(ctx, self.ai_key(ctx).await.as_ref(), &begin.history, text)
                     .await
                 {
                     Ok(reply) => {
-                        source = Some(Source::Ai);
-                        usage = (reply.prompt_tokens, reply.completion_tokens);
-                        replies.push(PlannedReply {
-                            source: "ai",
-                            text: reply.text,
-                            to_customer: true,
-                        });
+                        plan.usage = (reply.prompt_tokens, reply.completion_tokens);
+                        plan.reply(Source::Ai, reply.text);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "AI failed; handing over to a person");
@@ -372,36 +528,36 @@ impl Responder {
             Decision::Escalate { asked } => escalate = Some(asked),
         }
         if let Some(asked) = escalate {
-            source = Some(Source::Escalation);
-            replies.push(PlannedReply {
+            plan.source = Some(Source::Escalation);
+            plan.replies.push(PlannedReply {
                 source: "fallback",
                 text: policy::handover_reply(business),
                 to_customer: true,
             });
             if ctx.settings.escalation_phone.is_some() {
                 let customer = m.sender().unwrap_or("unknown");
-                replies.push(PlannedReply {
+                plan.replies.push(PlannedReply {
                     source: "escalation",
                     text: policy::escalation_notice(
                         business,
                         customer,
                         m.profile_name.as_deref(),
-                        text,
+                        msg.text,
                         asked,
                     ),
                     to_customer: false,
                 });
-                pause = Some(ctx.settings.escalation_quiet_minutes);
+                plan.pause = Some(ctx.settings.escalation_quiet_minutes);
             }
         }
-        if begin.first_contact && source != Some(Source::Control) {
+        if begin.first_contact && plan.source != Some(Source::Control) {
             if let Some(welcome) = ctx
                 .settings
                 .welcome_message
                 .as_deref()
                 .filter(|w| !w.trim().is_empty())
             {
-                replies.insert(
+                plan.replies.insert(
                     0,
                     PlannedReply {
                         source: "welcome",
@@ -411,50 +567,26 @@ impl Responder {
                 );
             }
         }
-        let recorded = self
-            .store
-            .record_replies(&RecordReplies {
-                tenant_id: tenant,
-                wa_message_id: &m.wa_message_id,
-                user_id: begin.user_id,
-                inbound_status: "answered",
-                note: None,
-                reply_source: source.map(Source::as_str),
-                matched_entry_id: matched,
-                ai_prompt_tokens: usage.0,
-                ai_completion_tokens: usage.1,
-                pause_minutes: pause,
-                replies: &replies,
-            })
-            .await?;
-        self.send_all(&ctx, phone_number_id, m, &replies, &recorded)
-            .await
+        plan
     }
 
-    /// Sends the recorded replies, then records what Graph said.
-    async fn send_all(
+    /// Sends one message's recorded replies; what Graph said is written by the caller.
+    async fn send_replies(
         &self,
         ctx: &TenantContext,
-        phone_number_id: &str,
-        m: &InboundMessage,
+        token: Option<&SecretString>,
+        msg: &Incoming<'_>,
         planned: &[PlannedReply],
-        recorded: &[crate::store::RecordedReply],
-    ) -> Result<Outcome, Retry> {
+        recorded: &[RecordedReply],
+    ) -> Delivery {
         let tenant = ctx.record.tenant.id;
-        let token = match &self.outbox {
-            Outbox::Graph(_) => Some(self.whatsapp_token(ctx).await?),
-            Outbox::DryRun(_) => None,
-        };
+        let (m, phone_number_id) = (msg.m, msg.phone_number_id);
         let customer = match (&m.from_wa_id, &m.from_user_id) {
             (Some(p), _) => Recipient::Phone(p.clone()),
             (None, Some(u)) => Recipient::UserId(u.clone()),
             (None, None) => Recipient::Phone(String::new()),
         };
-        let mut results = Vec::new();
-        let mut sent_sources = Vec::new();
-        let mut retry: Option<String> = None;
-        let mut token_invalid = false;
-        let mut refused = None;
+        let mut d = Delivery::default();
         let mut quoted = false;
         for (plan, rec) in planned.iter().zip(recorded) {
             if !rec.send {
@@ -484,7 +616,7 @@ impl Responder {
             } else {
                 None
             };
-            let outcome = match (&self.outbox, &token) {
+            let outcome = match (&self.outbox, token) {
                 (Outbox::Graph(client), Some(token)) => {
                     client
                         .send_text(phone_number_id, token, &to, &plan.text, reply_to)
@@ -510,8 +642,8 @@ impl Responder {
             };
             match outcome {
                 Ok(ids) => {
-                    sent_sources.push(plan.source);
-                    results.push(SendResult {
+                    d.sent_sources.push(plan.source);
+                    d.results.push(SendResult {
                         id: rec.id,
                         status: "sent",
                         sent_wa_message_id: ids.into_iter().next(),
@@ -521,24 +653,24 @@ impl Responder {
                 Err(e) => {
                     let status = if e.is_retryable() { "retry" } else { "failed" };
                     if e.is_retryable() {
-                        retry.get_or_insert_with(|| format!("graph: {e}"));
+                        d.retry.get_or_insert_with(|| format!("graph: {e}"));
                     }
                     if matches!(e, SendError::TokenInvalid { .. }) {
-                        token_invalid = true;
+                        d.token_invalid = true;
                         tracing::error!(
                             "WhatsApp token rejected (190): tenant flagged for a new token"
                         );
                     } else if !e.is_retryable() {
                         tracing::warn!(error = %e, source = plan.source, "send refused by Graph; not retried");
                     }
-                    if refused.is_none() && !e.is_retryable() && plan.to_customer {
-                        refused = Some(if token_invalid {
+                    if d.refused.is_none() && !e.is_retryable() && plan.to_customer {
+                        d.refused = Some(if d.token_invalid {
                             "token_invalid"
                         } else {
                             "rejected"
                         });
                     }
-                    results.push(SendResult {
+                    d.results.push(SendResult {
                         id: rec.id,
                         status,
                         sent_wa_message_id: None,
@@ -547,35 +679,28 @@ impl Responder {
                 }
             }
         }
-        // The read receipt (blue ticks) goes out while the outcome is written: both are
-        // off the customer's critical path and neither depends on the other.
-        let read_receipt = async {
-            if let (Outbox::Graph(client), Some(token)) = (&self.outbox, &token) {
-                if ctx.settings.mark_messages_read && !sent_sources.is_empty() {
-                    if let Err(e) = client
-                        .mark_read(phone_number_id, token, &m.wa_message_id)
-                        .await
-                    {
-                        tracing::debug!(error = %e, "read receipt failed");
-                    }
+        d
+    }
+
+    /// Blue ticks on a message that got an answer, when the tenant wants them.
+    async fn send_read_receipt(
+        &self,
+        ctx: &TenantContext,
+        token: Option<&SecretString>,
+        msg: &Incoming<'_>,
+        answered: bool,
+    ) {
+        if let (Outbox::Graph(client), Some(token)) = (&self.outbox, token) {
+            if answered && ctx.settings.mark_messages_read {
+                if let Err(e) = client
+                    .mark_read(msg.phone_number_id, token, &msg.m.wa_message_id)
+                    .instrument(msg.span.clone())
+                    .await
+                {
+                    let _in_job = msg.span.enter();
+                    tracing::debug!(error = %e, "read receipt failed");
                 }
             }
-        };
-        let (marked, ()) = tokio::join!(
-            self.store
-                .mark_sent(tenant, &m.wa_message_id, &results, token_invalid),
-            read_receipt
-        );
-        marked?;
-        if token_invalid {
-            self.contexts.invalidate(&tenant).await;
-        }
-        if let Some(reason) = retry {
-            return Err(Retry(reason));
-        }
-        match refused {
-            Some(why) if sent_sources.is_empty() => Ok(Outcome::SendFailed(why)),
-            _ => Ok(Outcome::Replied(sent_sources)),
         }
     }
 
@@ -733,11 +858,13 @@ impl Responder {
         })
     }
 
-    /// Handles a FIFO batch: groups run concurrently, records of a group in order. After the
-    /// first failure in a group, that record and every later record of the group are reported
-    /// failed (so SQS redelivers them in order); returns the failed message ids.
+    /// Handles a FIFO batch in waves: wave k holds the k-th record of every group still
+    /// going, and [`Self::handle_jobs`] handles a wave together, so records of a group run in
+    /// order and groups share the database round trips. After the first failure in a group,
+    /// that record and every later record of the group are reported failed (so SQS
+    /// redelivers them in order); returns the failed message ids.
     pub async fn handle_batch(&self, records: Vec<BatchRecord>) -> Vec<String> {
-        let mut groups: Vec<(String, Vec<Pending>)> = Vec::new();
+        let mut groups: Vec<(String, VecDeque<Pending>)> = Vec::new();
         for r in records {
             let job = match Job::from_json(&r.body) {
                 Ok(j) => Some(j),
@@ -752,48 +879,151 @@ impl Responder {
                 .or_else(|| job.as_ref().map(Job::group_id))
                 .unwrap_or_else(|| r.message_id.clone());
             match groups.iter_mut().find(|(g, _)| *g == group) {
-                Some((_, v)) => v.push((r, job)),
-                None => groups.push((group, vec![(r, job)])),
+                Some((_, v)) => v.push_back((r, job)),
+                None => groups.push((group, VecDeque::from([(r, job)]))),
             }
         }
-        let runs = groups
-            .into_iter()
-            .map(|(_, records)| self.run_group(records));
-        futures_util::future::join_all(runs)
-            .await
-            .into_iter()
-            .flatten()
-            .collect()
-    }
-
-    /// One FIFO group of a batch, in order; after the first failure the rest are failed too.
-    /// Boxed: the per-message future is large, and the batch nests it in `join_all`.
-    fn run_group(&self, records: Vec<Pending>) -> BoxFuture<'_, Vec<String>> {
-        async move {
-            let mut failed = Vec::new();
-            let mut blocked = false;
-            for (record, job) in records {
-                if blocked {
-                    failed.push(record.message_id);
-                    continue;
-                }
-                let ok = match &job {
-                    Some(job) => self.handle_job(job).boxed().await.is_ok(),
-                    None => false,
-                };
-                if !ok {
-                    blocked = true;
-                    failed.push(record.message_id);
+        let mut failed = Vec::new();
+        loop {
+            let mut wave: Vec<(usize, String, Job)> = Vec::new();
+            for (g, (_, records)) in groups.iter_mut().enumerate() {
+                match records.pop_front() {
+                    Some((record, Some(job))) => wave.push((g, record.message_id, job)),
+                    Some((record, None)) => {
+                        failed.push(record.message_id);
+                        failed.extend(records.drain(..).map(|(r, _)| r.message_id));
+                    }
+                    None => {}
                 }
             }
-            failed
+            if wave.is_empty() {
+                return failed;
+            }
+            let jobs: Vec<Job> = wave.iter().map(|(_, _, job)| job.clone()).collect();
+            let results = self.handle_jobs(&jobs).await;
+            for ((g, message_id, _), result) in wave.into_iter().zip(results) {
+                if result.is_err() {
+                    failed.push(message_id);
+                    failed.extend(groups[g].1.drain(..).map(|(r, _)| r.message_id));
+                }
+            }
         }
-        .boxed()
     }
 }
 
 /// A batch record and its job (`None`: the body is not a job this code can read).
 type Pending = (BatchRecord, Option<Job>);
+
+/// A message between the steps of [`Responder::handle_messages`].
+struct Incoming<'a> {
+    phone_number_id: &'a str,
+    m: &'a InboundMessage,
+    text: Option<&'a str>,
+    intent: Option<ControlIntent>,
+    faq: Option<&'a EntryRecord>,
+    ai_available: bool,
+    bot_enabled: bool,
+    span: tracing::Span,
+}
+
+impl Incoming<'_> {
+    fn claim(&self) -> BeginInbound<'_> {
+        let m = self.m;
+        BeginInbound {
+            wa_message_id: &m.wa_message_id,
+            phone: m.from_wa_id.as_deref(),
+            user_id: m.from_user_id.as_deref(),
+            profile_name: m.profile_name.as_deref(),
+            message_type: &m.message_type,
+            text: m.text.as_deref(),
+            intent: self.intent.map(|i| match i {
+                ControlIntent::Stop => "stop",
+                ControlIntent::Start => "start",
+                ControlIntent::Human => "human",
+            }),
+            count_reply: policy::may_reply(self.bot_enabled, self.intent),
+            with_history: self.ai_available
+                && self.faq.is_none()
+                && self.intent.is_none()
+                && self.text.is_some(),
+        }
+    }
+}
+
+/// What the policy decided for one claimed message.
+#[derive(Default)]
+struct Plan {
+    /// No reply, for this reason (the message is recorded as ignored).
+    silent: Option<&'static str>,
+    source: Option<Source>,
+    matched: Option<crate::domain::EntryId>,
+    usage: (Option<u32>, Option<u32>),
+    pause: Option<i32>,
+    replies: Vec<PlannedReply>,
+}
+
+impl Plan {
+    fn reply(&mut self, source: Source, text: String) {
+        self.source = Some(source);
+        self.replies.push(PlannedReply {
+            source: source.as_str(),
+            text,
+            to_customer: true,
+        });
+    }
+
+    fn record<'a>(&'a self, msg: &'a Incoming<'_>, begin: &Inbound) -> RecordReplies<'a> {
+        RecordReplies {
+            wa_message_id: &msg.m.wa_message_id,
+            user_id: begin.user_id,
+            inbound_status: if self.silent.is_some() {
+                "ignored"
+            } else {
+                "answered"
+            },
+            note: self.silent,
+            reply_source: self.source.map(Source::as_str),
+            matched_entry_id: self.matched,
+            ai_prompt_tokens: self.usage.0,
+            ai_completion_tokens: self.usage.1,
+            pause_minutes: self.pause,
+            replies: &self.replies,
+        }
+    }
+}
+
+/// Where a message stands after its replies are recorded.
+enum Step {
+    Done(Result<Outcome, Retry>),
+    Send(Plan, Vec<RecordedReply>),
+}
+
+/// What Graph said about one message's replies.
+#[derive(Default)]
+struct Delivery {
+    results: Vec<SendResult>,
+    sent_sources: Vec<&'static str>,
+    retry: Option<String>,
+    token_invalid: bool,
+    refused: Option<&'static str>,
+}
+
+impl Delivery {
+    fn outcome(self) -> Result<Outcome, Retry> {
+        if let Some(reason) = self.retry {
+            return Err(Retry(reason));
+        }
+        match self.refused {
+            Some(why) if self.sent_sources.is_empty() => Ok(Outcome::SendFailed(why)),
+            _ => Ok(Outcome::Replied(self.sent_sources)),
+        }
+    }
+}
+
+/// The span a job's log lines go under: ids only.
+fn job_span(job: &Job) -> tracing::Span {
+    tracing::info_span!("job", tenant_id = %TenantId(job.tenant_id), wa_message_id = %short_id(job.wa_message_id()))
+}
 
 /// A wamid shortened for logs (they are ids, not personal data, but long).
 fn short_id(id: &str) -> String {

@@ -1,5 +1,6 @@
-//! The responder's hot path: one round trip per step, each a SQL function that acts for the
-//! job's tenant (see migrations/0006_message_pipeline.sql).
+//! The responder's hot path: one round trip per step for all the messages of one tenant in a
+//! queue batch, each a SQL function that acts for that tenant (see
+//! migrations/0009_batched_pipeline.sql).
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,6 @@ use crate::domain::{CustomerId, EntryId, TenantId};
 /// Input of `alphadome.begin_inbound`.
 #[derive(Debug, Serialize)]
 pub struct BeginInbound<'a> {
-    pub tenant_id: TenantId,
     pub wa_message_id: &'a str,
     pub phone: Option<&'a str>,
     pub user_id: Option<&'a str>,
@@ -22,8 +22,6 @@ pub struct BeginInbound<'a> {
     pub intent: Option<&'static str>,
     pub count_reply: bool,
     pub with_history: bool,
-    pub history_turns: u32,
-    pub lease_seconds: u32,
 }
 
 /// One earlier turn of the conversation.
@@ -66,7 +64,6 @@ pub struct PlannedReply {
 /// Input of `alphadome.record_replies`.
 #[derive(Debug, Serialize)]
 pub struct RecordReplies<'a> {
-    pub tenant_id: TenantId,
     pub wa_message_id: &'a str,
     pub user_id: Option<CustomerId>,
     pub inbound_status: &'static str,
@@ -92,6 +89,15 @@ struct Recorded {
     replies: Vec<RecordedReply>,
 }
 
+/// Input of `alphadome.record_sent`: what Graph said about one message's replies.
+#[derive(Debug, Serialize)]
+pub struct MarkSent<'a> {
+    /// The inbound message the replies answer.
+    pub wa_message_id: &'a str,
+    pub results: &'a [SendResult],
+    pub token_invalid: bool,
+}
+
 /// What Graph said about one send.
 #[derive(Debug, Clone, Serialize)]
 pub struct SendResult {
@@ -100,14 +106,6 @@ pub struct SendResult {
     pub status: &'static str,
     pub sent_wa_message_id: Option<String>,
     pub error_code: Option<i64>,
-}
-
-#[derive(Serialize)]
-struct MarkSent<'a> {
-    tenant_id: TenantId,
-    wa_message_id: &'a str,
-    results: &'a [SendResult],
-    token_invalid: bool,
 }
 
 #[derive(Serialize)]
@@ -132,42 +130,100 @@ async fn call<T: Serialize>(
     Ok(out.unwrap_or(serde_json::Value::Null))
 }
 
+/// A batch call's input: one tenant, its items in order.
+#[derive(Serialize)]
+struct Batch<'a, T> {
+    tenant_id: TenantId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history_turns: Option<u32>,
+    items: &'a [T],
+}
+
+#[derive(Deserialize)]
+struct BatchResults<T> {
+    results: Vec<T>,
+}
+
+/// Calls a batch function and checks that it answered every item.
+async fn call_batch<T: Serialize, R: serde::de::DeserializeOwned>(
+    store: &Store,
+    function: &'static str,
+    batch: &Batch<'_, T>,
+) -> Result<Vec<R>, StoreError> {
+    let v = call(store, function, batch).await?;
+    let out: BatchResults<R> =
+        serde_json::from_value(v).with_context(|| format!("decoding alphadome.{function}"))?;
+    if out.results.len() != batch.items.len() {
+        return Err(anyhow::anyhow!(
+            "alphadome.{function} answered {} of {} items",
+            out.results.len(),
+            batch.items.len()
+        )
+        .into());
+    }
+    Ok(out.results)
+}
+
 impl Store {
-    /// Claims an inbound message, records its customer and the hourly count (round trip 1).
-    pub async fn begin_inbound(&self, input: &BeginInbound<'_>) -> Result<Inbound, StoreError> {
-        let v = call(self, "begin_inbound", input).await?;
-        Ok(serde_json::from_value(v).context("decoding begin_inbound")?)
+    /// Claims a tenant's inbound messages, records their customers and the hourly count
+    /// (round trip 1, whatever the number of messages). Results are in the items' order.
+    pub async fn begin_inbound_batch(
+        &self,
+        tenant_id: TenantId,
+        lease_seconds: u32,
+        history_turns: u32,
+        items: &[BeginInbound<'_>],
+    ) -> Result<Vec<Inbound>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = Batch {
+            tenant_id,
+            lease_seconds: Some(lease_seconds),
+            history_turns: Some(history_turns),
+            items,
+        };
+        call_batch(self, "begin_inbound_batch", &batch).await
     }
 
-    /// Records the outcome and the replies before sending (round trip 2).
-    pub async fn record_replies(
+    /// Records outcomes and replies before sending (round trip 2). For each item, its
+    /// replies in order: send only those with `send`.
+    pub async fn record_replies_batch(
         &self,
-        input: &RecordReplies<'_>,
-    ) -> Result<Vec<RecordedReply>, StoreError> {
-        let v = call(self, "record_replies", input).await?;
-        let r: Recorded = serde_json::from_value(v).context("decoding record_replies")?;
-        Ok(r.replies)
+        tenant_id: TenantId,
+        items: &[RecordReplies<'_>],
+    ) -> Result<Vec<Vec<RecordedReply>>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = Batch {
+            tenant_id,
+            lease_seconds: None,
+            history_turns: None,
+            items,
+        };
+        let out: Vec<Recorded> = call_batch(self, "record_replies_batch", &batch).await?;
+        Ok(out.into_iter().map(|r| r.replies).collect())
     }
 
     /// Records what Graph said (round trip 3).
-    pub async fn mark_sent(
+    pub async fn mark_sent_batch(
         &self,
         tenant_id: TenantId,
-        inbound_wa_message_id: &str,
-        results: &[SendResult],
-        token_invalid: bool,
+        items: &[MarkSent<'_>],
     ) -> Result<(), StoreError> {
-        call(
-            self,
-            "mark_sent",
-            &MarkSent {
-                tenant_id,
-                wa_message_id: inbound_wa_message_id,
-                results,
-                token_invalid,
-            },
-        )
-        .await?;
+        if items.is_empty() {
+            return Ok(());
+        }
+        let batch = Batch {
+            tenant_id,
+            lease_seconds: None,
+            history_turns: None,
+            items,
+        };
+        let _: Vec<serde_json::Value> = call_batch(self, "mark_sent_batch", &batch).await?;
         Ok(())
     }
 
