@@ -269,3 +269,135 @@ impl LocalQueue {
         self.pending()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::{EventKind, InboundMessage, WebhookEvent};
+
+    fn job(customer: &str, n: u32) -> Job {
+        Job::new(
+            uuid::Uuid::nil(),
+            WebhookEvent {
+                phone_number_id: "110000000001".into(),
+                kind: EventKind::Message(InboundMessage {
+                    wa_message_id: format!("wamid.{customer}.{n}"),
+                    from_wa_id: Some(customer.into()),
+                    from_user_id: None,
+                    profile_name: None,
+                    timestamp: 0,
+                    message_type: "text".into(),
+                    text: Some("hello".into()),
+                    reply_id: None,
+                    media_id: None,
+                    media_mime_type: None,
+                    context_message_id: None,
+                    referral_source_id: None,
+                }),
+            },
+        )
+    }
+
+    /// A handler that records each batch's wamids, answers `Done` except for the customer
+    /// `fails`, and takes a little time so that work piles up behind it.
+    fn recording(batches: Arc<Mutex<Vec<Vec<String>>>>, fails: &'static str) -> Handler {
+        Arc::new(move |jobs: Vec<Job>| {
+            let batches = batches.clone();
+            Box::pin(async move {
+                batches
+                    .lock()
+                    .unwrap()
+                    .push(jobs.iter().map(|j| j.wa_message_id().to_owned()).collect());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                jobs.iter()
+                    .map(|j| match j.wa_message_id().contains(fails) {
+                        true => Handled::Retry("graph: 503".into()),
+                        false => Handled::Done,
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn a_worker_takes_the_heads_of_ready_conversations_together_each_in_order() {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let queue = LocalQueue::start(
+            recording(batches.clone(), "none"),
+            1,
+            10,
+            RetryPolicy::default(),
+        );
+        for n in 0..4 {
+            for customer in ["254700000001", "254700000002", "254700000003"] {
+                queue.push(job(customer, n)).unwrap();
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(10), queue.wait_idle())
+            .await
+            .expect("the queue drains");
+        let batches = batches.lock().unwrap().clone();
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 12);
+        assert!(
+            batches.iter().any(|b| b.len() > 1),
+            "batches formed: {batches:?}"
+        );
+        for batch in &batches {
+            let mut customers: Vec<&str> = batch.iter().map(|w| &w[6..18]).collect();
+            customers.sort_unstable();
+            customers.dedup();
+            assert_eq!(
+                customers.len(),
+                batch.len(),
+                "one job per conversation: {batch:?}"
+            );
+        }
+        for customer in ["254700000001", "254700000002", "254700000003"] {
+            let order: Vec<&String> = batches
+                .iter()
+                .flatten()
+                .filter(|w| w.contains(customer))
+                .collect();
+            let expected: Vec<String> = (0..4).map(|n| format!("wamid.{customer}.{n}")).collect();
+            assert_eq!(order, expected.iter().collect::<Vec<_>>(), "in order");
+        }
+        assert_eq!(queue.processed(), 12);
+        assert!(queue.parked().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_is_retried_then_parked_while_its_batch_mates_finish() {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            first_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(40),
+        };
+        let queue = LocalQueue::start(recording(batches.clone(), "254700000009.0"), 2, 10, policy);
+        queue.push(job("254700000009", 0)).unwrap();
+        queue.push(job("254700000009", 1)).unwrap();
+        queue.push(job("254700000001", 0)).unwrap();
+        queue.push(job("254700000001", 1)).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), queue.wait_idle())
+            .await
+            .expect("the queue drains");
+        let parked = queue.parked();
+        assert_eq!(parked.len(), 1);
+        assert_eq!(parked[0].job.wa_message_id(), "wamid.254700000009.0");
+        assert_eq!(parked[0].attempts, 3);
+        assert_eq!(parked[0].last_error, "graph: 503");
+        let seen: Vec<String> = batches.lock().unwrap().iter().flatten().cloned().collect();
+        assert_eq!(
+            seen.iter().filter(|w| w.ends_with("9.0")).count(),
+            3,
+            "three attempts"
+        );
+        let first_try = seen.iter().position(|w| w.ends_with("9.0")).unwrap();
+        let next = seen.iter().position(|w| w.ends_with("9.1")).unwrap();
+        assert!(
+            next > first_try,
+            "the conversation's next job waited behind the failing one"
+        );
+        assert_eq!(queue.processed(), 4, "the rest was done, nothing lost");
+    }
+}

@@ -738,3 +738,130 @@ async fn a_first_message_gets_the_welcome_message_once(pool: PgPool) {
         .unwrap();
     assert_eq!(out, Outcome::Replied(vec!["faq"]));
 }
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_batch_of_two_tenants_messages_gets_one_result_per_job_each_answered_as_its_tenant(
+    pool: PgPool,
+) {
+    const OTHER: &str = "254711000222";
+    const FAILING: &str = "254711000333";
+    let w = world(pool).await;
+    Mock::given(method("POST"))
+        .and(body_string_contains(FAILING))
+        .respond_with(graph_error(503, 131000))
+        .mount(&w.graph)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(graph_ok())
+        .mount(&w.graph)
+        .await;
+    // Handled before: in the batch it is a duplicate.
+    let earlier = message(&w.a, A_PNID, "wamid.bt0", "What are your opening hours?");
+    w.responder.handle_job(&earlier).await.unwrap();
+    w.graph.reset().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains(FAILING))
+        .respond_with(graph_error(503, 131000))
+        .mount(&w.graph)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(graph_ok())
+        .mount(&w.graph)
+        .await;
+
+    let jobs = vec![
+        message_from(&w.a, A_PNID, "wamid.bt1", "Can I pay with M-Pesa?", OTHER),
+        message(&w.b, B_PNID, "wamid.bt2", "Do you do braids?"),
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.bt3",
+            "What are your opening hours?",
+            FAILING,
+        ),
+        earlier,
+        message(&w.a, A_PNID, "wamid.bt4", "nataka kuongea na mtu"),
+    ];
+    let results = w.responder.handle_jobs(&jobs).await;
+    assert_eq!(results.len(), jobs.len());
+    assert_eq!(results[0].as_ref().unwrap(), &Outcome::Replied(vec!["faq"]));
+    assert_eq!(results[1].as_ref().unwrap(), &Outcome::Replied(vec!["faq"]));
+    assert!(
+        results[2].is_err(),
+        "Graph's 503 for that customer: retry that job only"
+    );
+    assert_eq!(results[3].as_ref().unwrap(), &Outcome::Duplicate);
+    assert!(
+        matches!(results[4].as_ref().unwrap(), Outcome::Replied(s) if s.contains(&"fallback")),
+        "a request for a person is handed over: {:?}",
+        results[4]
+    );
+
+    // Each send went out with its own tenant's token and answer.
+    for r in sends(&w.graph).await {
+        let b = body(&r);
+        let auth = r
+            .headers
+            .get("authorization")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let text = b["text"]["body"].as_str().unwrap_or_default().to_owned();
+        if text.contains("box braids") {
+            assert_eq!(auth, format!("Bearer {B_TOKEN}"));
+            assert!(r.url.path().contains(B_PNID));
+        } else {
+            assert_eq!(auth, format!("Bearer {A_TOKEN}"), "tenant A's send: {text}");
+            assert!(r.url.path().contains(A_PNID));
+        }
+    }
+    let a_rows = rows(&w.pool, w.a.id).await;
+    let b_rows = rows(&w.pool, w.b.id).await;
+    assert!(
+        a_rows.iter().all(|r| r.4 == w.a.brand_id.0),
+        "tenant A's rows carry its brand"
+    );
+    assert!(
+        b_rows.iter().all(|r| r.4 == w.b.brand_id.0),
+        "tenant B's rows carry its brand"
+    );
+    assert_eq!(
+        b_rows
+            .iter()
+            .map(|r| (r.0.as_str(), r.1.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![("incoming", Some("answered")), ("outgoing", Some("sent"))]
+    );
+    let failed: Option<String> = sqlx::query_scalar(
+        "select status from public.conversations where wa_message_id = 'wamid.bt3'",
+    )
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        failed.as_deref(),
+        Some("retry"),
+        "given back for the queue's retry"
+    );
+
+    // The retry of the failed job alone answers it, once.
+    w.graph.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(graph_ok())
+        .mount(&w.graph)
+        .await;
+    assert_eq!(
+        w.responder.handle_job(&jobs[2]).await.unwrap(),
+        Outcome::Replied(vec!["faq"])
+    );
+    assert_eq!(
+        w.responder
+            .handle_jobs(&jobs[..2])
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>(),
+        vec![Outcome::Duplicate, Outcome::Duplicate]
+    );
+}

@@ -1,14 +1,19 @@
 //! The database budget per answered message: three round trips once the tenant's context is
-//! cached (claim, record, mark sent), one more when it is not. Its own test binary, so no
-//! other test's queries run in between.
+//! cached (claim, record, mark sent), one more when it is not; and three per tenant for a
+//! batch. Its own test binary, its tests one at a time, so no other test's queries run in
+//! between.
 
 mod common;
 
 use common::*;
 use std::sync::atomic::Ordering;
 
+/// The round-trip counter is global: these tests take turns.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn an_answered_message_costs_three_round_trips_warm_and_four_cold(pool: PgPool) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let w = world(pool).await;
     Mock::given(method("POST"))
         .respond_with(graph_ok())
@@ -69,5 +74,74 @@ async fn an_answered_message_costs_three_round_trips_warm_and_four_cold(pool: Pg
         counter.load(Ordering::SeqCst) - before,
         1,
         "a duplicate costs one"
+    );
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_batch_costs_three_round_trips_per_tenant_whatever_its_size(pool: PgPool) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = world(pool).await;
+    Mock::given(method("POST"))
+        .respond_with(graph_ok())
+        .mount(&w.graph)
+        .await;
+    let counter = &alphadome::store::literal::ROUND_TRIPS;
+    // Warm both tenants' contexts.
+    w.responder
+        .handle_job(&message(&w.a, A_PNID, "wamid.w1", "Hello"))
+        .await
+        .unwrap();
+    w.responder
+        .handle_job(&message(&w.b, B_PNID, "wamid.w2", "Hello"))
+        .await
+        .unwrap();
+
+    let a_batch: Vec<Job> = (0..8)
+        .map(|i| {
+            message_from(
+                &w.a,
+                A_PNID,
+                &format!("wamid.ba{i}"),
+                "Can I pay with M-Pesa?",
+                &format!("2547110009{i:02}"),
+            )
+        })
+        .collect();
+    let before = counter.load(Ordering::SeqCst);
+    let results = w.responder.handle_jobs(&a_batch).await;
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().unwrap() == &Outcome::Replied(vec!["faq"])));
+    assert_eq!(
+        counter.load(Ordering::SeqCst) - before,
+        3,
+        "eight messages, one tenant"
+    );
+
+    let mixed: Vec<Job> = (0..6)
+        .map(|i| {
+            let (t, pnid, text) = if i % 2 == 0 {
+                (&w.a, A_PNID, "What are your opening hours?")
+            } else {
+                (&w.b, B_PNID, "Do you do braids?")
+            };
+            message_from(
+                t,
+                pnid,
+                &format!("wamid.bm{i}"),
+                text,
+                &format!("2547110008{i:02}"),
+            )
+        })
+        .collect();
+    let before = counter.load(Ordering::SeqCst);
+    let results = w.responder.handle_jobs(&mixed).await;
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().unwrap() == &Outcome::Replied(vec!["faq"])));
+    assert_eq!(
+        counter.load(Ordering::SeqCst) - before,
+        6,
+        "two tenants, three each"
     );
 }

@@ -229,13 +229,24 @@ pub fn ai_ok(text: &str) -> ResponseTemplate {
 }
 
 pub fn message(tenant: &TenantSummary, pnid: &str, wamid: &str, text: &str) -> Job {
+    message_from(tenant, pnid, wamid, text, CUSTOMER)
+}
+
+/// A message from another customer (another conversation, so another FIFO group).
+pub fn message_from(
+    tenant: &TenantSummary,
+    pnid: &str,
+    wamid: &str,
+    text: &str,
+    customer: &str,
+) -> Job {
     Job::new(
         tenant.id.0,
         WebhookEvent {
             phone_number_id: pnid.into(),
             kind: EventKind::Message(InboundMessage {
                 wa_message_id: wamid.into(),
-                from_wa_id: Some(CUSTOMER.into()),
+                from_wa_id: Some(customer.into()),
                 from_user_id: None,
                 profile_name: Some("Wanjiku".into()),
                 timestamp: chrono::Utc::now().timestamp(),
