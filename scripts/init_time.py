@@ -5,7 +5,9 @@ A tiny stand-in for the Lambda Runtime API listens on 127.0.0.1 (random port). E
 the binary with AWS_LAMBDA_RUNTIME_API pointing at it and the variables Lambda itself sets,
 records when the first /next request arrives (the runtime has finished its init and asks for
 work), holds that request open without an event, then kills the process. After N runs it
-prints the median and p90 per binary.
+prints the median and p90 per binary, and each median as a multiple of the first binary's
+(put the hello-world first). Runs go round-robin across the binaries, so a change in the
+machine's load during the measurement touches all of them alike.
 
 This is what a cold start costs *inside* the function (our code + the runtime crate), on this
 machine: Lambda adds its own sandbox/download time on top, and a Lambda vCPU share at 256 MB is
@@ -177,43 +179,58 @@ def main() -> int:
     if args.runs < 1:
         ap.error("--runs must be at least 1")
 
-    results = []
-    any_failed = False
+    binaries = []
     for binary in args.binaries:
         binary = binary.resolve()
         if not (binary.is_file() and os.access(binary, os.X_OK)):
             print(f"init_time: {binary} is not an executable file", file=sys.stderr)
             return 2
-        for _ in range(args.warmup):
+        binaries.append(binary)
+    for _ in range(args.warmup):
+        for binary in binaries:
             measure_once(binary, args.memory, extra, args.inherit_env, args.timeout)
-        samples, failures = [], []
-        for _ in range(args.runs):
+    # Round-robin: each round starts every binary once, so a change in the machine's load
+    # during the measurement touches all of them alike.
+    samples = {b: [] for b in binaries}
+    failures = {b: [] for b in binaries}
+    for _ in range(args.runs):
+        for binary in binaries:
             ms, why = measure_once(binary, args.memory, extra, args.inherit_env, args.timeout)
             if ms is None:
-                failures.append(why)
+                failures[binary].append(why)
             else:
-                samples.append(ms)
-        any_failed |= bool(failures)
+                samples[binary].append(ms)
+
+    results = []
+    any_failed = False
+    baseline = None
+    for binary in binaries:
+        got, failed = samples[binary], failures[binary]
+        any_failed |= bool(failed)
         entry = {
             "binary": str(binary),
             "size_bytes": binary.stat().st_size,
             "runs": args.runs,
-            "ok": len(samples),
-            "failed": len(failures),
-            "failures": sorted(set(failures))[:3],
-            "samples_ms": [round(s, 3) for s in samples],
+            "ok": len(got),
+            "failed": len(failed),
+            "failures": sorted(set(failed))[:3],
+            "samples_ms": [round(s, 3) for s in got],
         }
-        if samples:
+        if got:
             entry.update(
-                median_ms=round(statistics.median(samples), 3),
-                p90_ms=round(percentile(samples, 90), 3),
-                min_ms=round(min(samples), 3),
-                max_ms=round(max(samples), 3),
+                median_ms=round(statistics.median(got), 3),
+                p90_ms=round(percentile(got, 90), 3),
+                min_ms=round(min(got), 3),
+                max_ms=round(max(got), 3),
             )
+            if baseline is None:
+                baseline = entry["median_ms"]
+            entry["vs_first"] = round(entry["median_ms"] / baseline, 2)
         results.append(entry)
 
     table = sys.stderr if args.json else sys.stdout
-    header = f"{'binary':<32} {'size':>9} {'ok/runs':>8} {'median ms':>10} {'p90 ms':>9} {'min ms':>8} {'max ms':>8}"
+    header = (f"{'binary':<32} {'size':>9} {'ok/runs':>8} {'median ms':>10} {'p90 ms':>9} {'min ms':>8}"
+              f" {'max ms':>8} {'vs first':>9}")
     print(header, file=table)
     print("-" * len(header), file=table)
     for r in results:
@@ -221,7 +238,7 @@ def main() -> int:
         size = f"{r['size_bytes'] / 1024 / 1024:.1f} MiB"
         if r["ok"]:
             print(f"{name:<32} {size:>9} {r['ok']:>3}/{r['runs']:<4} {r['median_ms']:>10.2f} {r['p90_ms']:>9.2f}"
-                  f" {r['min_ms']:>8.2f} {r['max_ms']:>8.2f}", file=table)
+                  f" {r['min_ms']:>8.2f} {r['max_ms']:>8.2f} {r['vs_first']:>8.2f}x", file=table)
         else:
             print(f"{name:<32} {size:>9} {0:>3}/{r['runs']:<4} {'-':>10} {'-':>9} {'-':>8} {'-':>8}", file=table)
         for why in r["failures"]:
