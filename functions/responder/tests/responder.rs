@@ -746,28 +746,12 @@ async fn a_batch_of_two_tenants_messages_gets_one_result_per_job_each_answered_a
     const OTHER: &str = "254711000222";
     const FAILING: &str = "254711000333";
     let w = world(pool).await;
-    Mock::given(method("POST"))
-        .and(body_string_contains(FAILING))
-        .respond_with(graph_error(503, 131000))
-        .mount(&w.graph)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    mount_graph_failing_for(&w.graph, FAILING).await;
     // Handled before: in the batch it is a duplicate.
     let earlier = message(&w.a, A_PNID, "wamid.bt0", "What are your opening hours?");
     w.responder.handle_job(&earlier).await.unwrap();
     w.graph.reset().await;
-    Mock::given(method("POST"))
-        .and(body_string_contains(FAILING))
-        .respond_with(graph_error(503, 131000))
-        .mount(&w.graph)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    mount_graph_failing_for(&w.graph, FAILING).await;
 
     let jobs = vec![
         message_from(&w.a, A_PNID, "wamid.bt1", "Can I pay with M-Pesa?", OTHER),
@@ -864,4 +848,17 @@ async fn a_batch_of_two_tenants_messages_gets_one_result_per_job_each_answered_a
             .collect::<Vec<_>>(),
         vec![Outcome::Duplicate, Outcome::Duplicate]
     );
+}
+
+/// Graph answers every send, except with 503 for one recipient.
+async fn mount_graph_failing_for(graph: &MockServer, recipient: &str) {
+    Mock::given(method("POST"))
+        .and(body_string_contains(recipient))
+        .respond_with(graph_error(503, 131000))
+        .mount(graph)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(graph_ok())
+        .mount(graph)
+        .await;
 }
