@@ -194,7 +194,7 @@ pub async fn run(lt: LoadTest) -> anyhow::Result<Option<LoadReport>> {
     );
     if lt.setup_only {
         eprintln!(
-            "set-up done. Now start the server (it pre-warms its routes with these tenants), e.g.\n  RUST_LOG=warn META_APP_SECRET=... alphadome serve --dry-run --workers 64 > /dev/null\nthen run this command again without --setup-only."
+            "set-up done. Now start the server (it pre-warms its routes with these tenants), e.g.\n  RUST_LOG=warn META_APP_SECRET=... alphadome serve --dry-run > /dev/null\nthen run this command again without --setup-only."
         );
         return Ok(None);
     }
