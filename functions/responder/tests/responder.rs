@@ -862,3 +862,65 @@ async fn mount_graph_failing_for(graph: &MockServer, recipient: &str) {
         .mount(graph)
         .await;
 }
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn in_a_batch_a_faq_answer_does_not_wait_for_another_customers_ai_call(pool: PgPool) {
+    let w = world_with(
+        pool,
+        ResponderOptions {
+            ai_deadline: Duration::from_secs(8),
+            ..Default::default()
+        },
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(ai_ok("Tuna ukulele za KES 6,500.").set_delay(Duration::from_millis(1500)))
+        .mount(&w.openai)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(graph_ok())
+        .mount(&w.graph)
+        .await;
+    let jobs = vec![
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.slow",
+            "mnauza ukulele?",
+            "254711000444",
+        ),
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.quick",
+            "Can I pay with M-Pesa?",
+            "254711000555",
+        ),
+    ];
+    let responder = w.responder.clone();
+    let batch = tokio::spawn(async move { responder.handle_jobs(&jobs).await });
+
+    // The FAQ reply goes out while the other customer's AI call is still in flight.
+    let faq_sent = async {
+        loop {
+            let sent = sends(&w.graph).await;
+            if sent.iter().any(|r| {
+                body(r)["text"]["body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("M-Pesa Till")
+            }) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(1), faq_sent)
+        .await
+        .expect("the FAQ reply waited for the AI");
+    assert!(!batch.is_finished(), "the AI call was still running");
+    let results = batch.await.unwrap();
+    assert_eq!(results[0].as_ref().unwrap(), &Outcome::Replied(vec!["ai"]));
+    assert_eq!(results[1].as_ref().unwrap(), &Outcome::Replied(vec!["faq"]));
+}

@@ -275,8 +275,7 @@ impl Responder {
         Ok(Outcome::Status(moved))
     }
 
-    /// One tenant's messages: claim all, decide each, record all, send each, record what
-    /// Graph said for all.
+    /// One tenant's messages, in one or two runs of the steps.
     async fn handle_messages(
         &self,
         tenant: TenantId,
@@ -292,7 +291,51 @@ impl Responder {
             Err(e) => return every(Err(e)),
         };
         let ctx: &TenantContext = &ctx;
-        let messages: Vec<Incoming<'_>> = jobs.iter().map(|job| self.prepare(ctx, job)).collect();
+        // Messages the AI may answer go through the steps apart from the rest, so a quick FAQ
+        // answer never waits for another customer's AI call (one more set of round trips, only
+        // when a batch holds both kinds).
+        let (mut quick, mut slow) = (Vec::new(), Vec::new());
+        for (i, job) in jobs.iter().enumerate() {
+            let msg = self.prepare(ctx, job);
+            match msg.may_ask_ai() {
+                true => slow.push((i, msg)),
+                false => quick.push((i, msg)),
+            }
+        }
+        if quick.is_empty() || slow.is_empty() {
+            let messages: Vec<Incoming<'_>> =
+                quick.into_iter().chain(slow).map(|(_, m)| m).collect();
+            return self.run_steps(tenant, ctx, &messages).await;
+        }
+        let (quick_at, quick): (Vec<usize>, Vec<Incoming<'_>>) = quick.into_iter().unzip();
+        let (slow_at, slow): (Vec<usize>, Vec<Incoming<'_>>) = slow.into_iter().unzip();
+        let (quick_results, slow_results) = tokio::join!(
+            self.run_steps(tenant, ctx, &quick),
+            self.run_steps(tenant, ctx, &slow)
+        );
+        let mut results: Vec<Option<Result<Outcome, Retry>>> = jobs.iter().map(|_| None).collect();
+        for (i, r) in quick_at
+            .into_iter()
+            .chain(slow_at)
+            .zip(quick_results.into_iter().chain(slow_results))
+        {
+            results[i] = Some(r);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every message has a result"))
+            .collect()
+    }
+
+    /// The steps for some of one tenant's messages: claim all, decide each, record all, send
+    /// each, record what Graph said for all. One result per message, in order.
+    async fn run_steps(
+        &self,
+        tenant: TenantId,
+        ctx: &TenantContext,
+        messages: &[Incoming<'_>],
+    ) -> Vec<Result<Outcome, Retry>> {
+        let every = |r: Result<Outcome, Retry>| messages.iter().map(|_| r.clone()).collect();
         let claims: Vec<BeginInbound<'_>> = messages.iter().map(Incoming::claim).collect();
         let begins = match self
             .store
@@ -942,11 +985,13 @@ impl Incoming<'_> {
                 ControlIntent::Human => "human",
             }),
             count_reply: policy::may_reply(self.bot_enabled, self.intent),
-            with_history: self.ai_available
-                && self.faq.is_none()
-                && self.intent.is_none()
-                && self.text.is_some(),
+            with_history: self.may_ask_ai(),
         }
+    }
+
+    /// Whether the policy may hand this message to the AI (then its history is fetched too).
+    fn may_ask_ai(&self) -> bool {
+        self.ai_available && self.faq.is_none() && self.intent.is_none() && self.text.is_some()
     }
 }
 

@@ -174,7 +174,8 @@ pub async fn world_on(store: Store, pool: PgPool, options: ResponderOptions) -> 
         store.clone(),
         keys,
         Outbox::Graph(WhatsAppClient::new(graph.uri(), Duration::from_secs(2))),
-        OpenAiClient::new(openai.uri(), Duration::from_millis(500)),
+        // Room for the three attempts within the deadline (500 ms each with the default world).
+        OpenAiClient::new(openai.uri(), options.ai_deadline / 3),
         Some(SecretString::from(PLATFORM_AI_KEY.to_owned())),
         options,
     );
