@@ -29,9 +29,12 @@ pub enum AwsTrust {
 impl AwsTrust {
     /// The choice for these environment variables: native only when some `AWS_ENDPOINT_URL*`
     /// points at an `https` host that is not AWS's.
-    pub fn for_env<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+    pub fn for_env<K: AsRef<str>, V: AsRef<str>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
         let foreign_tls = vars.into_iter().any(|(k, v)| {
-            k.starts_with("AWS_ENDPOINT_URL") && v.starts_with("https://") && !is_aws_host(v)
+            let v = v.as_ref();
+            k.as_ref().starts_with("AWS_ENDPOINT_URL")
+                && v.starts_with("https://")
+                && !is_aws_host(v)
         });
         if foreign_tls {
             Self::Native
@@ -55,11 +58,7 @@ fn is_aws_host(url: &str) -> bool {
 
 /// The HTTP client every AWS SDK client uses: rustls with ring, like the rest of the workspace.
 pub fn http_client() -> aws_sdk_sqs::config::SharedHttpClient {
-    let env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("AWS_ENDPOINT_URL"))
-        .collect();
-    let trust = AwsTrust::for_env(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    http_client_trusting(trust)
+    http_client_trusting(AwsTrust::for_env(std::env::vars()))
 }
 
 /// The HTTP client with the given trust.
@@ -118,7 +117,10 @@ mod tests {
 
     #[test]
     fn only_an_https_endpoint_outside_aws_brings_back_the_machines_certificate_store() {
-        assert_eq!(AwsTrust::for_env([]), AwsTrust::AmazonRoots);
+        assert_eq!(
+            AwsTrust::for_env(std::iter::empty::<(&str, &str)>()),
+            AwsTrust::AmazonRoots
+        );
         assert_eq!(
             AwsTrust::for_env([("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]),
             AwsTrust::AmazonRoots,

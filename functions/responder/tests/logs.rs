@@ -44,10 +44,7 @@ async fn no_token_key_full_phone_number_or_message_text_reaches_a_log_line(pool:
         .respond_with(graph_error(400, 131047))
         .mount(&w.graph)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     Mock::given(method("POST"))
         .and(path("/chat/completions"))
         .respond_with(ResponseTemplate::new(500))

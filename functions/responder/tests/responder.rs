@@ -11,10 +11,7 @@ async fn each_tenant_answers_from_its_own_faq_with_its_own_token_and_number_unde
     pool: PgPool,
 ) {
     let w = world(pool).await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
 
     let out = w
         .responder
@@ -80,10 +77,7 @@ async fn each_tenant_answers_from_its_own_faq_with_its_own_token_and_number_unde
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn the_ai_answers_with_the_tenants_own_prompt_and_key_or_the_platform_key(pool: PgPool) {
     let w = world(pool).await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     Mock::given(method("POST"))
         .and(path("/chat/completions"))
         .respond_with(ai_ok("Tuna gitaa za KES 15,000."))
@@ -184,10 +178,7 @@ async fn the_same_job_delivered_twice_or_concurrently_is_answered_once(pool: PgP
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn a_reply_sent_whose_log_write_failed_is_not_sent_again_on_retry(pool: PgPool) {
     let w = world(pool).await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     // Make the write after the send fail, as a lost connection would.
     sqlx::raw_sql(
         "create function public.fail_sent() returns trigger language plpgsql as
@@ -219,10 +210,7 @@ async fn a_reply_sent_whose_log_write_failed_is_not_sent_again_on_retry(pool: Pg
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn a_disabled_bot_logs_the_message_and_does_not_reply(pool: PgPool) {
     let w = world(pool).await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     sqlx::query(
         "update alphadome.bot_control_settings set is_bot_enabled = false where bot_tenant_id = $1",
     )
@@ -255,10 +243,7 @@ async fn without_ai_an_unanswered_question_gets_a_fallback_and_the_owner_is_told
     pool: PgPool,
 ) {
     let w = world(pool).await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     sqlx::query("update alphadome.bot_control_settings set enable_ai_responses = false where bot_tenant_id = $1")
         .bind(w.a.id)
         .execute(&w.pool)
@@ -303,10 +288,7 @@ async fn without_ai_an_unanswered_question_gets_a_fallback_and_the_owner_is_told
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn a_customer_asking_for_a_person_is_handed_over(pool: PgPool) {
     let w = world(pool).await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     let out = w
         .responder
         .handle_job(&message(
@@ -324,10 +306,7 @@ async fn a_customer_asking_for_a_person_is_handed_over(pool: PgPool) {
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn over_the_hourly_cap_no_reply_is_sent(pool: PgPool) {
     let w = world(pool).await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     sqlx::query("update alphadome.bot_control_settings set max_messages_per_hour = 2 where bot_tenant_id = $1")
         .bind(w.a.id)
         .execute(&w.pool)
@@ -363,10 +342,7 @@ async fn over_the_hourly_cap_no_reply_is_sent(pool: PgPool) {
     assert_eq!(out, Outcome::Silent("hourly_limit"));
     assert_eq!(sends(&w.graph).await.len(), 2);
     // The other tenant has its own counter.
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     let out = w
         .responder
         .handle_job(&message(&w.b, B_PNID, "wamid.capb", "Do you do braids?"))
@@ -378,10 +354,7 @@ async fn over_the_hourly_cap_no_reply_is_sent(pool: PgPool) {
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn an_ai_failure_or_timeout_falls_back_and_escalates_without_a_hot_loop(pool: PgPool) {
     let w = world(pool).await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     Mock::given(method("POST"))
         .and(path("/chat/completions"))
         .respond_with(ResponseTemplate::new(500))
@@ -513,10 +486,7 @@ async fn in_a_fifo_batch_a_failure_fails_the_rest_of_its_group_only(pool: PgPool
         .respond_with(graph_error(503, 131000))
         .mount(&w.graph)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     let jobs = [
         message(&w.a, A_PNID, "wamid.f1", "Can I pay with M-Pesa?"),
         message(&w.a, A_PNID, "wamid.f2", "What are your opening hours?"),
@@ -564,10 +534,7 @@ async fn in_a_fifo_batch_a_failure_fails_the_rest_of_its_group_only(pool: PgPool
 
     // SQS redelivers 2 and 3; 1 is not redone.
     w.graph.reset().await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     let redelivered = [&jobs[1], &jobs[2], &jobs[0]];
     let event = serde_json::json!({"Records": redelivered.iter().enumerate().map(|(i, j)| serde_json::json!({
         "messageId": format!("r{}", i + 1), "receiptHandle": "h", "body": j.to_json(),
@@ -655,10 +622,7 @@ async fn status_updates_move_delivery_forward_only_and_never_reply(pool: PgPool)
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn stop_is_confirmed_once_then_silence_until_start_for_that_tenant_only(pool: PgPool) {
     let w = world(pool).await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     let r = &w.responder;
     assert_eq!(
         r.handle_job(&message(&w.a, A_PNID, "wamid.s1", "STOP"))
@@ -702,10 +666,7 @@ async fn stop_is_confirmed_once_then_silence_until_start_for_that_tenant_only(po
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn a_first_message_gets_the_welcome_message_once(pool: PgPool) {
     let w = world(pool).await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     sqlx::query("update alphadome.bot_control_settings set welcome_message = 'Karibu! Welcome to Kassangas.' where bot_tenant_id = $1")
         .bind(w.a.id)
         .execute(&w.pool)
@@ -831,10 +792,7 @@ async fn a_batch_of_two_tenants_messages_gets_one_result_per_job_each_answered_a
 
     // The retry of the failed job alone answers it, once.
     w.graph.reset().await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     assert_eq!(
         w.responder.handle_job(&jobs[2]).await.unwrap(),
         Outcome::Replied(vec!["faq"])
@@ -857,10 +815,7 @@ async fn mount_graph_failing_for(graph: &MockServer, recipient: &str) {
         .respond_with(graph_error(503, 131000))
         .mount(graph)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(graph)
-        .await;
+    accept_sends(graph).await;
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
@@ -878,10 +833,7 @@ async fn in_a_batch_a_faq_answer_does_not_wait_for_another_customers_ai_call(poo
         .respond_with(ai_ok("Tuna ukulele za KES 6,500.").set_delay(Duration::from_millis(1500)))
         .mount(&w.openai)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
+    accept_sends(&w.graph).await;
     let jobs = vec![
         message_from(
             &w.a,

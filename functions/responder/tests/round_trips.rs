@@ -11,81 +11,56 @@ use std::sync::atomic::Ordering;
 /// The round-trip counter is global: these tests take turns.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// What `work` returned, and the database round trips it made.
+async fn counting<T>(work: impl std::future::Future<Output = T>) -> (T, u64) {
+    let counter = &alphadome::store::literal::ROUND_TRIPS;
+    let start = counter.load(Ordering::SeqCst);
+    let out = work.await;
+    (out, counter.load(Ordering::SeqCst) - start)
+}
+
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn an_answered_message_costs_three_round_trips_warm_and_four_cold(pool: PgPool) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = world(pool).await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
-    let counter = &alphadome::store::literal::ROUND_TRIPS;
+    accept_sends(&w.graph).await;
 
-    let before = counter.load(Ordering::SeqCst);
-    let out = w
-        .responder
-        .handle_job(&message(
-            &w.a,
-            A_PNID,
-            "wamid.rt1",
-            "Can I pay with M-Pesa?",
-        ))
-        .await
-        .unwrap();
-    assert_eq!(out, Outcome::Replied(vec!["faq"]));
-    assert_eq!(
-        counter.load(Ordering::SeqCst) - before,
-        4,
-        "cold: context + claim + record + mark sent"
-    );
+    let (out, trips) = counting(w.responder.handle_job(&message(
+        &w.a,
+        A_PNID,
+        "wamid.rt1",
+        "Can I pay with M-Pesa?",
+    )))
+    .await;
+    assert_eq!(out.unwrap(), Outcome::Replied(vec!["faq"]));
+    assert_eq!(trips, 4, "cold: context + claim + record + mark sent");
 
-    let before = counter.load(Ordering::SeqCst);
-    let out = w
-        .responder
-        .handle_job(&message(
-            &w.a,
-            A_PNID,
-            "wamid.rt2",
-            "What are your opening hours?",
-        ))
-        .await
-        .unwrap();
-    assert_eq!(out, Outcome::Replied(vec!["faq"]));
-    assert_eq!(
-        counter.load(Ordering::SeqCst) - before,
-        3,
-        "warm: claim + record + mark sent"
-    );
+    let (out, trips) = counting(w.responder.handle_job(&message(
+        &w.a,
+        A_PNID,
+        "wamid.rt2",
+        "What are your opening hours?",
+    )))
+    .await;
+    assert_eq!(out.unwrap(), Outcome::Replied(vec!["faq"]));
+    assert_eq!(trips, 3, "warm: claim + record + mark sent");
 
-    let before = counter.load(Ordering::SeqCst);
-    assert_eq!(
-        w.responder
-            .handle_job(&message(
-                &w.a,
-                A_PNID,
-                "wamid.rt2",
-                "What are your opening hours?"
-            ))
-            .await
-            .unwrap(),
-        Outcome::Duplicate
-    );
-    assert_eq!(
-        counter.load(Ordering::SeqCst) - before,
-        1,
-        "a duplicate costs one"
-    );
+    let (out, trips) = counting(w.responder.handle_job(&message(
+        &w.a,
+        A_PNID,
+        "wamid.rt2",
+        "What are your opening hours?",
+    )))
+    .await;
+    assert_eq!(out.unwrap(), Outcome::Duplicate);
+    assert_eq!(trips, 1, "a duplicate costs one");
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn a_batch_costs_three_round_trips_per_tenant_whatever_its_size(pool: PgPool) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = world(pool).await;
-    Mock::given(method("POST"))
-        .respond_with(graph_ok())
-        .mount(&w.graph)
-        .await;
-    let counter = &alphadome::store::literal::ROUND_TRIPS;
+    accept_sends(&w.graph).await;
     // Warm both tenants' contexts.
     w.responder
         .handle_job(&message(&w.a, A_PNID, "wamid.w1", "Hello"))
@@ -107,16 +82,11 @@ async fn a_batch_costs_three_round_trips_per_tenant_whatever_its_size(pool: PgPo
             )
         })
         .collect();
-    let before = counter.load(Ordering::SeqCst);
-    let results = w.responder.handle_jobs(&a_batch).await;
+    let (results, trips) = counting(w.responder.handle_jobs(&a_batch)).await;
     assert!(results
         .iter()
         .all(|r| r.as_ref().unwrap() == &Outcome::Replied(vec!["faq"])));
-    assert_eq!(
-        counter.load(Ordering::SeqCst) - before,
-        3,
-        "eight messages, one tenant"
-    );
+    assert_eq!(trips, 3, "eight messages, one tenant");
 
     let mixed: Vec<Job> = (0..6)
         .map(|i| {
@@ -134,14 +104,9 @@ async fn a_batch_costs_three_round_trips_per_tenant_whatever_its_size(pool: PgPo
             )
         })
         .collect();
-    let before = counter.load(Ordering::SeqCst);
-    let results = w.responder.handle_jobs(&mixed).await;
+    let (results, trips) = counting(w.responder.handle_jobs(&mixed)).await;
     assert!(results
         .iter()
         .all(|r| r.as_ref().unwrap() == &Outcome::Replied(vec!["faq"])));
-    assert_eq!(
-        counter.load(Ordering::SeqCst) - before,
-        6,
-        "two tenants, three each"
-    );
+    assert_eq!(trips, 6, "two tenants, three each");
 }

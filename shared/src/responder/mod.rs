@@ -216,7 +216,7 @@ impl Responder {
                     Some((_, of_tenant)) => of_tenant.push(i),
                     None => tenants.push((tenant, vec![i])),
                 },
-                JobKind::Status(_) => statuses.push(i),
+                JobKind::Status(s) => statuses.push((i, tenant, s)),
             }
         }
         let message_runs = tenants.into_iter().map(|(tenant, indexes)| {
@@ -227,33 +227,20 @@ impl Responder {
             }
             .boxed()
         });
-        let status_runs = statuses.into_iter().map(|i| {
+        let status_runs = statuses.into_iter().map(|(i, tenant, s)| {
             async move {
-                let job = &jobs[i];
-                let result = match &job.kind {
-                    JobKind::Status(s) => {
-                        self.handle_status(TenantId(job.tenant_id), s)
-                            .instrument(job_span(job))
-                            .await
-                    }
-                    JobKind::Message(_) => unreachable!("only status jobs here"),
-                };
+                let result = self
+                    .handle_status(tenant, s)
+                    .instrument(job_span(&jobs[i]))
+                    .await;
                 (vec![i], vec![result])
             }
             .boxed()
         });
-        let mut results: Vec<Option<Result<Outcome, Retry>>> = jobs.iter().map(|_| None).collect();
-        for (indexes, outcomes) in
-            futures_util::future::join_all(message_runs.chain(status_runs)).await
-        {
-            for (i, outcome) in indexes.into_iter().zip(outcomes) {
-                results[i] = Some(outcome);
-            }
-        }
+        let parts = futures_util::future::join_all(message_runs.chain(status_runs)).await;
         jobs.iter()
-            .zip(results)
+            .zip(in_job_order(jobs.len(), parts))
             .map(|(job, result)| {
-                let result = result.expect("every job has a result");
                 let _in_job = job_span(job).entered();
                 match &result {
                     Ok(outcome) => tracing::info!(outcome = ?outcome, "job handled"),
@@ -294,37 +281,22 @@ impl Responder {
         // Messages the AI may answer go through the steps apart from the rest, so a quick FAQ
         // answer never waits for another customer's AI call (one more set of round trips, only
         // when a batch holds both kinds).
-        let (mut quick, mut slow) = (Vec::new(), Vec::new());
+        let mut runs: [(Vec<usize>, Vec<Incoming<'_>>); 2] = Default::default();
         for (i, job) in jobs.iter().enumerate() {
             let msg = self.prepare(ctx, job);
-            match msg.may_ask_ai() {
-                true => slow.push((i, msg)),
-                false => quick.push((i, msg)),
-            }
+            let run = &mut runs[usize::from(msg.may_ask_ai())];
+            run.0.push(i);
+            run.1.push(msg);
         }
-        if quick.is_empty() || slow.is_empty() {
-            let messages: Vec<Incoming<'_>> =
-                quick.into_iter().chain(slow).map(|(_, m)| m).collect();
-            return self.run_steps(tenant, ctx, &messages).await;
-        }
-        let (quick_at, quick): (Vec<usize>, Vec<Incoming<'_>>) = quick.into_iter().unzip();
-        let (slow_at, slow): (Vec<usize>, Vec<Incoming<'_>>) = slow.into_iter().unzip();
-        let (quick_results, slow_results) = tokio::join!(
-            self.run_steps(tenant, ctx, &quick),
-            self.run_steps(tenant, ctx, &slow)
-        );
-        let mut results: Vec<Option<Result<Outcome, Retry>>> = jobs.iter().map(|_| None).collect();
-        for (i, r) in quick_at
-            .into_iter()
-            .chain(slow_at)
-            .zip(quick_results.into_iter().chain(slow_results))
-        {
-            results[i] = Some(r);
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every message has a result"))
-            .collect()
+        let parts =
+            futures_util::future::join_all(runs.into_iter().filter(|(at, _)| !at.is_empty()).map(
+                |(at, messages)| async move {
+                    let results = self.run_steps(tenant, ctx, &messages).await;
+                    (at, results)
+                },
+            ))
+            .await;
+        in_job_order(jobs.len(), parts)
     }
 
     /// The steps for some of one tenant's messages: claim all, decide each, record all, send
@@ -1063,6 +1035,21 @@ impl Delivery {
             _ => Ok(Outcome::Replied(self.sent_sources)),
         }
     }
+}
+
+/// Puts results computed for subsets of a batch back in the batch's order: each part is the
+/// batch positions it covers and their results.
+fn in_job_order<R>(len: usize, parts: impl IntoIterator<Item = (Vec<usize>, Vec<R>)>) -> Vec<R> {
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(len).collect();
+    for (positions, results) in parts {
+        for (i, r) in positions.into_iter().zip(results) {
+            slots[i] = Some(r);
+        }
+    }
+    slots
+        .into_iter()
+        .map(|r| r.expect("every job has a result"))
+        .collect()
 }
 
 /// The span a job's log lines go under: ids only.

@@ -190,6 +190,14 @@ pub async fn world_on(store: Store, pool: PgPool, options: ResponderOptions) -> 
     }
 }
 
+/// Graph accepts every send.
+pub async fn accept_sends(graph: &MockServer) {
+    Mock::given(method("POST"))
+        .respond_with(graph_ok())
+        .mount(graph)
+        .await;
+}
+
 /// Graph accepting a send: a fresh wamid per request, as Meta does.
 pub fn graph_ok() -> GraphOk {
     GraphOk(Duration::ZERO)
