@@ -135,21 +135,16 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 openai_api_key: ctx.settings.overrides.openai_api_key.clone(),
                 ..Default::default()
             };
-            let responder = alphadome::responder::Responder::new(
+            let app = alphadome::app::App::from_parts(
+                ctx.settings.clone(),
+                secrets,
                 ctx.store.clone(),
                 keys,
-                // Never used: `ask` does not send.
-                alphadome::responder::Outbox::DryRun(std::sync::Arc::new(|_| {})),
-                alphadome::openai::OpenAiClient::new(
-                    &ctx.settings.openai_base_url,
-                    std::time::Duration::from_secs(8),
-                ),
-                secrets.openai_api_key,
-                alphadome::responder::ResponderOptions {
-                    default_model: ctx.settings.openai_model.clone(),
-                    ..Default::default()
-                },
             );
+            // Never used: `ask` does not send.
+            let responder = app.responder(alphadome::responder::Outbox::DryRun(
+                std::sync::Arc::new(|_| {}),
+            ));
             let answer = responder
                 .ask(tenant, &args.text)
                 .await
@@ -159,7 +154,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     (Some(id), Some(q)) => format!("\nmatched:  {q} ({id})"),
                     _ => String::new(),
                 };
-                format!("source:   {}{matched}\nreply:    {}", a.source, a.reply)
+                let stopped = match a.stopped_by {
+                    Some(rule) => format!("\nstopped:  {rule} (right now the assistant would stay silent)"),
+                    None => String::new(),
+                };
+                format!("source:   {}{matched}\nreply:    {}{stopped}", a.source, a.reply)
             })
         }
         Command::Serve(args) => serve(args).await,
@@ -372,9 +371,10 @@ async fn set_active(r: crate::TenantRef, active: bool) -> anyhow::Result<()> {
 async fn serve(args: crate::Serve) -> anyhow::Result<()> {
     use alphadome_cli::serve::{run_server, ServeOptions};
     let workers = args.workers.max(1);
-    let services =
-        alphadome::ingress::Services::from_env(args.db_connections.unwrap_or(workers as u32 + 4))
-            .await?;
+    let app = alphadome::app::App::from_env(alphadome::app::AppOptions::local(
+        args.db_connections.unwrap_or(workers as u32 + 4),
+    ))
+    .await?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {}", args.addr, e.kind()))?;
@@ -392,7 +392,7 @@ async fn serve(args: crate::Serve) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         eprintln!("shutting down: finishing requests, then draining the queue");
     };
-    let report = run_server(&services, options, listener, shutdown).await?;
+    let report = run_server(&app, options, listener, shutdown).await?;
     eprintln!(
         "stopped: {} jobs handled, {} left unfinished, {} parked",
         report.processed, report.left, report.parked

@@ -5,26 +5,19 @@
 //! `LocalQueue` hands them to a `Responder` right here. Ctrl-C stops intake, lets requests in
 //! flight finish, then drains the queue for a bounded time and reports what was left.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alphadome::app::App;
 use alphadome::domain::PhoneNumberId;
-use alphadome::ingress::{Ingress, Services, MAX_BODY_BYTES};
+use alphadome::ingress::Ingress;
 use alphadome::job::Job;
 use alphadome::local_queue::{Handled, Handler, LocalQueue, RetryPolicy};
 use alphadome::queue::JobQueue;
 use alphadome::responder::{DryRunReply, Outbox, Responder};
 use alphadome::store::Store;
-use alphadome::webhook::SIGNATURE_HEADER;
 use anyhow::Context as _;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use secrecy::SecretString;
 use serde::Serialize;
 
@@ -71,33 +64,6 @@ pub struct ServeReport {
     pub processed: u64,
 }
 
-#[derive(Clone)]
-struct AppState {
-    ingress: Ingress,
-    store: Store,
-    local: Option<LocalQueue>,
-    queue_kind: &'static str,
-}
-
-/// `/healthz`'s answer.
-#[derive(Debug, Serialize)]
-struct Health {
-    status: &'static str,
-    database: &'static str,
-    queue: QueueHealth,
-}
-
-#[derive(Debug, Serialize)]
-struct QueueHealth {
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pending: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parked: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    processed: Option<u64>,
-}
-
 /// The database as `host:port/name`, never with its user or password.
 pub fn describe_database(url: &SecretString) -> String {
     match alphadome::store::connect_options(url) {
@@ -125,7 +91,8 @@ pub fn printing_outbox() -> Outbox {
     }))
 }
 
-/// The in-process queue's handler: the responder's batch function.
+/// The in-process queue's handler: the responder's batch function. A job that failed for
+/// good was recorded as failed by the responder: it is done, not retried.
 pub fn responder_handler(responder: Responder) -> Handler {
     let responder = Arc::new(responder);
     Arc::new(move |jobs: Vec<Job>| {
@@ -165,39 +132,33 @@ pub async fn prewarm_routes(store: &Store, ingress: &Ingress) -> anyhow::Result<
 
 /// Runs the server on `listener` until `shutdown` completes, then drains the in-process queue.
 pub async fn run_server(
-    services: &Services,
+    app: &App,
     options: ServeOptions,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ServeReport> {
-    let (queue, local) = match services.settings.reply_queue_url {
-        Some(_) => (services.sqs_queue()?, None),
+    let (queue, local) = match app.settings.reply_queue_url {
+        Some(_) => (app.sqs_queue()?, None),
         None => {
             let outbox = if options.dry_run {
                 printing_outbox()
             } else {
-                Outbox::Graph(services.whatsapp())
+                Outbox::Graph(app.whatsapp())
             };
-            let handler = responder_handler(services.responder(outbox));
+            let handler = responder_handler(app.responder(outbox));
             let q = LocalQueue::start(handler, options.workers, options.batch, options.retry);
             (JobQueue::Local(q.clone()), Some(q))
         }
     };
-    let ingress = services.ingress(queue.clone());
-    let routes = prewarm_routes(&services.store, &ingress).await?;
+    let ingress = app.ingress(queue.clone());
+    let routes = prewarm_routes(&app.store, &ingress).await?;
     let addr = listener
         .local_addr()
         .context("reading the listen address")?;
-    print_banner(services, &options, &queue, routes, addr);
+    print_banner(app, &options, &queue, routes, addr);
 
-    let state = AppState {
-        ingress,
-        store: services.store.clone(),
-        local: local.clone(),
-        queue_kind: if local.is_some() { "in-process" } else { "sqs" },
-    };
-    let app = router(state);
-    axum::serve(listener, app)
+    let router = app.router(ingress, local.clone());
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
@@ -246,86 +207,8 @@ pub async fn run_server(
     Ok(report)
 }
 
-fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/webhook", get(verify).post(receive))
-        .route("/healthz", get(healthz))
-        // Above the core's cap, so the core answers 413 itself, as in Lambda.
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES + 1024))
-        .with_state(state)
-}
-
-fn reply(r: alphadome::ingress::Reply) -> Response {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        r.body,
-    )
-        .into_response()
-}
-
-async fn verify(
-    State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    reply(
-        state
-            .ingress
-            .verify_subscription(|k| params.get(k).cloned()),
-    )
-}
-
-async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
-    reply(state.ingress.receive(signature, &body).await)
-}
-
-async fn healthz(State(state): State<AppState>) -> Response {
-    let db_ok = tokio::time::timeout(Duration::from_secs(2), async {
-        let mut tx = state.store.pool().begin().await?;
-        sqlx::query("select 1")
-            .persistent(false)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await
-    })
-    .await
-    .is_ok_and(|r| r.is_ok());
-    let queue = match &state.local {
-        Some(q) => QueueHealth {
-            kind: state.queue_kind,
-            pending: Some(q.pending()),
-            parked: Some(q.parked().len()),
-            processed: Some(q.processed()),
-        },
-        None => QueueHealth {
-            kind: state.queue_kind,
-            pending: None,
-            parked: None,
-            processed: None,
-        },
-    };
-    let parked = queue.parked.unwrap_or(0);
-    let health = Health {
-        status: match (db_ok, parked) {
-            (false, _) => "unavailable",
-            (true, 0) => "ok",
-            (true, _) => "degraded",
-        },
-        database: if db_ok { "reachable" } else { "unreachable" },
-        queue,
-    };
-    let status = if db_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(health)).into_response()
-}
-
 fn print_banner(
-    services: &Services,
+    services: &App,
     options: &ServeOptions,
     queue: &JobQueue,
     routes: usize,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use alphadome::config::{PlatformSecrets, Settings};
-use alphadome::ingress::Services;
+use alphadome::app::App;
 use alphadome::keys::{KeyBackend, KeyProvider};
 use alphadome::local_queue::RetryPolicy;
 use alphadome::store::Store;
@@ -66,18 +66,17 @@ async fn spawn_server(pool: PgPool, graph: MockServer, options: ServeOptions) ->
     for business in [&KASSANGAS, &NYOTA] {
         ensure_business(&store, &keys, business).await.unwrap();
     }
-    let services = Services {
+    let services = App::from_parts(
         settings,
-        secrets: PlatformSecrets {
+        PlatformSecrets {
             meta_app_secret: Some(SecretString::from(APP_SECRET)),
             meta_verify_token: Some(SecretString::from(VERIFY_TOKEN)),
             openai_api_key: None,
             database_url: None,
         },
-        sdk: aws_config::SdkConfig::builder().build(),
-        store: store.clone(),
+        store.clone(),
         keys,
-    };
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();

@@ -24,6 +24,7 @@ pub const WHATSAPP_API_BASE_URL: &str = "WHATSAPP_API_BASE_URL";
 pub const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
 pub const OPENAI_MODEL: &str = "OPENAI_MODEL";
 pub const TENANT_CACHE_TTL_SECS: &str = "TENANT_CACHE_TTL_SECS";
+pub const OPENAI_ALLOWED_MODELS: &str = "OPENAI_ALLOWED_MODELS";
 
 pub const DEFAULT_WHATSAPP_API_BASE_URL: &str = "https://graph.facebook.com/v25.0";
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
@@ -68,6 +69,9 @@ pub struct Settings {
     pub whatsapp_api_base_url: String,
     pub openai_base_url: String,
     pub openai_model: String,
+    /// Models a tenant's template may name (`OPENAI_ALLOWED_MODELS`, comma-separated);
+    /// `None`: the built-in list.
+    pub openai_allowed_models: Option<Vec<String>>,
     pub tenant_cache_ttl: Duration,
     /// Local overrides of the platform secret.
     pub overrides: PlatformSecrets,
@@ -176,6 +180,12 @@ impl Settings {
             whatsapp_api_base_url: url(WHATSAPP_API_BASE_URL, DEFAULT_WHATSAPP_API_BASE_URL)?,
             openai_base_url: url(OPENAI_BASE_URL, DEFAULT_OPENAI_BASE_URL)?,
             openai_model: get(OPENAI_MODEL).unwrap_or_else(|| DEFAULT_OPENAI_MODEL.into()),
+            openai_allowed_models: get(OPENAI_ALLOWED_MODELS).map(|v| {
+                v.split(',')
+                    .map(|m| m.trim().to_owned())
+                    .filter(|m| !m.is_empty())
+                    .collect()
+            }),
             tenant_cache_ttl,
             overrides: PlatformSecrets {
                 meta_app_secret: get(META_APP_SECRET).map(SecretString::from),

@@ -22,20 +22,31 @@ use crate::webhook::{self, extract_events, WebhookPayload};
 /// Meta sends payloads of up to 3 MB; anything larger is refused before it is read further.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
-/// What goes back to the caller. Bodies are fixed words, never internal detail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    pub body: String,
-}
+/// Most distinct business numbers whose tenants' own app secrets are tried on a delivery the
+/// platform's app did not sign. A tenant's Meta app sends its own numbers' messages; more
+/// than this in one unverified body is an attacker making us work before authentication.
+pub const MAX_UNVERIFIED_NUMBERS: usize = 4;
 
-impl Reply {
-    fn new(status: u16, body: &str) -> Self {
-        Self {
-            status,
-            body: body.to_owned(),
-        }
-    }
+/// Why the webhook refused a request or could not take it. Each case is one status code at
+/// the HTTP edge (`crate::http`); the text is fixed words, never internal detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// The subscription handshake had a wrong or missing verify token: 403.
+    #[error("forbidden")]
+    Forbidden,
+    /// The signature is missing, malformed or does not match: 401, and nothing else happened.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// The body is over [`MAX_BODY_BYTES`]: 413.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// Signed by the platform's app but not a webhook payload: 400 (Meta would not retry it
+    /// differently).
+    #[error("bad request")]
+    BadRequest,
+    /// The database or the queue failed: 500, so Meta retries the delivery.
+    #[error("temporarily unavailable")]
+    Unavailable,
 }
 
 /// Everything the webhook needs, built once per process.
@@ -48,6 +59,7 @@ pub struct Ingress {
     verify_token: Option<SecretString>,
     legacy: Option<LegacyRoute>,
     routes: Cache<String, Option<Arc<TenantRoute>>>,
+    any_app_secret: Cache<(), bool>,
 }
 
 /// How a request ended, for the one log line per request.
@@ -58,6 +70,19 @@ struct Outcome {
     statuses: usize,
     unknown_numbers: usize,
     inactive: usize,
+}
+
+impl WebhookError {
+    /// One word for the request's log line.
+    pub fn as_word(self) -> &'static str {
+        match self {
+            Self::Forbidden => "forbidden",
+            Self::InvalidSignature => "invalid_signature",
+            Self::PayloadTooLarge => "too_large",
+            Self::BadRequest => "bad_request",
+            Self::Unavailable => "unavailable",
+        }
+    }
 }
 
 impl Ingress {
@@ -81,6 +106,10 @@ impl Ingress {
                 .max_capacity(100_000)
                 .time_to_live(route_ttl)
                 .build(),
+            any_app_secret: Cache::builder()
+                .max_capacity(1)
+                .time_to_live(route_ttl)
+                .build(),
         }
     }
 
@@ -88,18 +117,22 @@ impl Ingress {
         &self.queue
     }
 
-    /// GET: Meta's subscription handshake. `param` looks up a query parameter.
-    pub fn verify_subscription(&self, param: impl Fn(&str) -> Option<String>) -> Reply {
+    /// GET: Meta's subscription handshake. `param` looks up a query parameter; the answer
+    /// is the challenge to echo.
+    pub fn verify_subscription(
+        &self,
+        param: impl Fn(&str) -> Option<String>,
+    ) -> Result<String, WebhookError> {
         let (Some(mode), Some(token), Some(challenge)) = (
             param("hub.mode"),
             param("hub.verify_token"),
             param("hub.challenge"),
         ) else {
-            return Reply::new(403, "forbidden");
+            return Err(WebhookError::Forbidden);
         };
         let Some(expected) = &self.verify_token else {
             tracing::warn!("subscription handshake refused: no verify token is configured");
-            return Reply::new(403, "forbidden");
+            return Err(WebhookError::Forbidden);
         };
         let matches: bool = token
             .as_bytes()
@@ -107,23 +140,23 @@ impl Ingress {
             .into();
         if mode == "subscribe" && matches {
             tracing::info!("subscription handshake accepted");
-            Reply {
-                status: 200,
-                body: challenge,
-            }
+            Ok(challenge)
         } else {
             tracing::warn!("subscription handshake refused");
-            Reply::new(403, "forbidden")
+            Err(WebhookError::Forbidden)
         }
     }
 
-    /// POST: one delivery from Meta.
-    pub async fn receive(&self, signature: Option<&[u8]>, body: &[u8]) -> Reply {
+    /// POST: one delivery from Meta. `Ok` once every job it carries is on the queue.
+    pub async fn receive(&self, signature: Option<&[u8]>, body: &[u8]) -> Result<(), WebhookError> {
         let started = Instant::now();
         let (reply, outcome) = self.receive_inner(signature, body).await;
         let tenants: Vec<String> = outcome.tenants.iter().map(|t| t.to_string()).collect();
         tracing::info!(
-            status = reply.status,
+            result = match &reply {
+                Ok(()) => "accepted",
+                Err(e) => e.as_word(),
+            },
             tenants = ?tenants,
             messages = outcome.messages,
             statuses = outcome.statuses,
@@ -136,27 +169,35 @@ impl Ingress {
         reply
     }
 
-    async fn receive_inner(&self, signature: Option<&[u8]>, body: &[u8]) -> (Reply, Outcome) {
+    async fn receive_inner(
+        &self,
+        signature: Option<&[u8]>,
+        body: &[u8],
+    ) -> (Result<(), WebhookError>, Outcome) {
         let mut outcome = Outcome::default();
         let jobs = match self.accept(signature, body, &mut outcome).await {
             Ok(jobs) => jobs,
-            Err(reply) => return (reply, outcome),
+            Err(e) => return (Err(e), outcome),
         };
         if jobs.is_empty() {
-            return (Reply::new(200, "ok"), outcome);
+            return (Ok(()), outcome);
         }
         match self.queue.enqueue(&jobs).await {
-            Ok(()) => (Reply::new(200, "ok"), outcome),
+            Ok(()) => (Ok(()), outcome),
             Err(e) => {
                 tracing::error!(error = %e, jobs = jobs.len(), "enqueue failed; Meta will retry");
-                (Reply::new(500, "temporarily unavailable"), outcome)
+                (Err(WebhookError::Unavailable), outcome)
             }
         }
     }
 
     /// Verifies, parses and routes a delivery into the jobs it yields, without enqueueing
     /// them (the webhook's whole CPU path; benchmarked on its own).
-    pub async fn jobs_for(&self, signature: Option<&[u8]>, body: &[u8]) -> Result<Vec<Job>, Reply> {
+    pub async fn jobs_for(
+        &self,
+        signature: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<Vec<Job>, WebhookError> {
         self.accept(signature, body, &mut Outcome::default()).await
     }
 
@@ -167,60 +208,62 @@ impl Ingress {
             .await;
     }
 
+    /// Forgets cached routes (after the operator changed a tenant in this process).
+    pub fn forget_routes(&self) {
+        self.routes.invalidate_all();
+        self.any_app_secret.invalidate_all();
+    }
+
     async fn accept(
         &self,
         signature: Option<&[u8]>,
         body: &[u8],
         outcome: &mut Outcome,
-    ) -> Result<Vec<Job>, Reply> {
+    ) -> Result<Vec<Job>, WebhookError> {
         if body.len() > MAX_BODY_BYTES {
-            return Err(Reply::new(413, "payload too large"));
+            return Err(WebhookError::PayloadTooLarge);
         }
-        if signature.is_none() {
-            tracing::warn!(reason = "missing", "signature refused");
-            return Err(Reply::new(401, "invalid signature"));
+        // A missing or malformed header is refused before anything else is done.
+        if let Err(e) = webhook::check_form(signature) {
+            tracing::warn!(reason = %e, "signature refused");
+            return Err(WebhookError::InvalidSignature);
         }
         // The platform's own app signs almost every delivery: check it before parsing anything.
-        let platform_ok = match &self.app_secret {
-            Some(secret) => {
-                match webhook::verify(secret.expose_secret().as_bytes(), body, signature) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::debug!(reason = %e, "not signed by the platform app");
-                        false
-                    }
-                }
-            }
-            None => false,
-        };
-        // Otherwise the delivery may come from a tenant's own Meta app: parsing just enough to
-        // find its numbers is the least we can do to know whose secret to check.
+        let platform_ok = self.app_secret.as_ref().is_some_and(|secret| {
+            webhook::verify(secret.expose_secret().as_bytes(), body, signature).is_ok()
+        });
         let payload = match WebhookPayload::from_slice(body) {
-            Ok(p) => Some(p),
+            Ok(p) => p,
             Err(e) if platform_ok => {
                 tracing::error!(error = %e, "signed payload does not parse");
-                return Err(Reply::new(400, "bad request"));
+                return Err(WebhookError::BadRequest);
             }
-            Err(_) => None,
+            Err(_) => {
+                tracing::warn!(reason = "mismatch", "signature refused");
+                return Err(WebhookError::InvalidSignature);
+            }
         };
-        let Some(payload) = payload else {
-            tracing::warn!(reason = "mismatch", "signature refused");
-            return Err(Reply::new(401, "invalid signature"));
-        };
+        let numbers = webhook::phone_number_ids(&payload);
+        // Otherwise the delivery may come from a tenant's own Meta app. Before authentication
+        // the database is asked about a handful of numbers at most, and about none when no
+        // tenant has its own app secret.
+        if !platform_ok
+            && (numbers.len() > MAX_UNVERIFIED_NUMBERS || !self.any_tenant_app_secret().await?)
+        {
+            tracing::warn!(reason = "mismatch", numbers = numbers.len(), "signature refused");
+            return Err(WebhookError::InvalidSignature);
+        }
 
         // Route every distinct number once.
         let mut routes: BTreeMap<String, Option<Arc<TenantRoute>>> = BTreeMap::new();
-        for pnid in webhook::phone_number_ids(&payload) {
-            if routes.contains_key(pnid) {
-                continue;
-            }
+        for pnid in numbers {
             match self.route(pnid).await {
                 Ok(route) => {
                     routes.insert(pnid.to_owned(), route);
                 }
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "tenant routing failed");
-                    return Err(Reply::new(500, "temporarily unavailable"));
+                    return Err(WebhookError::Unavailable);
                 }
             }
         }
@@ -250,7 +293,7 @@ impl Ingress {
             }
             if trusted.is_empty() {
                 tracing::warn!(reason = "mismatch", "signature refused");
-                return Err(Reply::new(401, "invalid signature"));
+                return Err(WebhookError::InvalidSignature);
             }
             trusted
         };
@@ -312,6 +355,19 @@ impl Ingress {
             .map_err(|e| anyhow::anyhow!("{e:#}"))
     }
 
+    /// Whether any tenant has its own Meta app secret (cached like a route: one query per
+    /// TTL at most, and only for deliveries the platform's app did not sign).
+    async fn any_tenant_app_secret(&self) -> Result<bool, WebhookError> {
+        let store = self.store.clone();
+        self.any_app_secret
+            .try_get_with((), async move { store.any_tenant_app_secret().await })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %format!("{e:#}"), "tenant app secret lookup failed");
+                WebhookError::Unavailable
+            })
+    }
+
     async fn tenant_app_secret(
         &self,
         route: &TenantRoute,
@@ -323,106 +379,5 @@ impl Ingress {
             .ring_with_version(route.tenant_id, version)
             .await?;
         Ok(ring.decrypt(SecretColumn::MetaAppSecret, sealed)?)
-    }
-}
-
-/// The services a process builds once from its settings (cold start).
-pub struct Services {
-    pub settings: crate::config::Settings,
-    pub secrets: crate::config::PlatformSecrets,
-    pub sdk: aws_config::SdkConfig,
-    pub store: Store,
-    pub keys: KeyProvider,
-}
-
-impl Services {
-    /// Reads the settings, the platform secret and connects to the database.
-    pub async fn from_env(max_connections: u32) -> anyhow::Result<Self> {
-        Self::from_env_with(max_connections, false).await
-    }
-
-    /// As [`Services::from_env`]; with `lazy_database` the pool connects on first use (Lambda
-    /// init stays short, and the first request opens the connection).
-    pub async fn from_env_with(max_connections: u32, lazy_database: bool) -> anyhow::Result<Self> {
-        let settings = crate::config::Settings::from_env()?;
-        let sdk = crate::aws::load_sdk_config().await;
-        let secrets = crate::platform::load_platform_secrets(&settings, Some(&sdk)).await?;
-        let url = crate::platform::database_url(&settings, &secrets)?;
-        let store = if lazy_database {
-            Store::connect_lazy(&url, max_connections)?
-        } else {
-            Store::connect(&url, max_connections).await?
-        };
-        let keys = KeyProvider::from_settings(
-            &settings.key_provider,
-            Some(&sdk),
-            settings.tenant_cache_ttl,
-        )
-        .await;
-        Ok(Self {
-            settings,
-            secrets,
-            sdk,
-            store,
-            keys,
-        })
-    }
-
-    /// The SQS queue named by REPLY_QUEUE_URL.
-    pub fn sqs_queue(&self) -> anyhow::Result<JobQueue> {
-        let url =
-            self.settings
-                .reply_queue_url
-                .clone()
-                .ok_or(crate::config::ConfigError::Missing(
-                    crate::config::REPLY_QUEUE_URL,
-                ))?;
-        Ok(JobQueue::Sqs {
-            client: aws_sdk_sqs::Client::new(&self.sdk),
-            url,
-        })
-    }
-
-    /// The webhook's core over the given queue.
-    pub fn ingress(&self, queue: JobQueue) -> Ingress {
-        Ingress::new(
-            self.store.clone(),
-            self.keys.clone(),
-            queue,
-            self.secrets.meta_app_secret.clone(),
-            self.secrets.meta_verify_token.clone(),
-            self.settings.legacy.clone(),
-            self.settings.tenant_cache_ttl,
-        )
-    }
-}
-
-impl Services {
-    /// The responder over these services, sending through Graph or printing (dry run).
-    pub fn responder(&self, outbox: crate::responder::Outbox) -> crate::responder::Responder {
-        let options = crate::responder::ResponderOptions {
-            default_model: self.settings.openai_model.clone(),
-            context_ttl: self.settings.tenant_cache_ttl,
-            ..Default::default()
-        };
-        crate::responder::Responder::new(
-            self.store.clone(),
-            self.keys.clone(),
-            outbox,
-            crate::openai::OpenAiClient::new(
-                &self.settings.openai_base_url,
-                Duration::from_secs(8),
-            ),
-            self.secrets.openai_api_key.clone(),
-            options,
-        )
-    }
-
-    /// The Graph API client for this deployment.
-    pub fn whatsapp(&self) -> crate::whatsapp::WhatsAppClient {
-        crate::whatsapp::WhatsAppClient::new(
-            &self.settings.whatsapp_api_base_url,
-            Duration::from_secs(8),
-        )
     }
 }

@@ -177,6 +177,13 @@ pub struct KeyProvider {
     cache: Cache<TenantId, Arc<KeyRing>>,
 }
 
+/// Whether a key-provider error means the key does not exist (permanent: the tenant's data
+/// key or that version of it is gone) rather than that the store could not be reached.
+pub fn is_missing_key(e: &anyhow::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("no data key exists") || text.contains("has no data key of version")
+}
+
 impl KeyProvider {
     pub fn new(backend: KeyBackend, ttl: Duration) -> Self {
         Self {

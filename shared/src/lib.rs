@@ -3,11 +3,13 @@
 //! This crate knows nothing of Lambda: the functions in `functions/` and the `alphadome`
 //! CLI translate their inputs into calls here.
 
+pub mod app;
 pub mod aws;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod faq;
+pub mod http;
 pub mod ingress;
 pub mod intent;
 pub mod job;

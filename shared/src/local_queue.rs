@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use tokio::sync::{mpsc, Notify};
 
 use crate::job::Job;
@@ -156,12 +157,24 @@ impl LocalQueue {
         if heads.is_empty() {
             return;
         }
-        let results = handler(heads.iter().map(|(_, job, _)| job.clone()).collect()).await;
+        // A panicking handler fails this batch's jobs (they are retried like any failure)
+        // and never the worker: its groups would otherwise stay busy for good.
+        let jobs = heads.iter().map(|(_, job, _)| job.clone()).collect();
+        let results = match std::panic::AssertUnwindSafe(handler(jobs))
+            .catch_unwind()
+            .await
+        {
+            Ok(results) => results,
+            Err(_) => {
+                tracing::error!(jobs = heads.len(), "the job handler panicked; its jobs will be retried");
+                Vec::new()
+            }
+        };
         let mut results = results.into_iter();
         for (group, job, attempts) in heads {
             let result = results
                 .next()
-                .unwrap_or_else(|| Handled::Retry("the handler returned no result".into()));
+                .unwrap_or_else(|| Handled::Retry("the handler returned no result (or panicked)".into()));
             match result {
                 Handled::Done => self.finish_head(&group, None),
                 Handled::Retry(reason) => {

@@ -1,11 +1,11 @@
-//! The webhook Lambda: builds its services once per cold start, then serves API Gateway.
+//! The webhook Lambda: builds its services once per cold start, then serves API Gateway
+//! through the core's router.
 
-use lambda_http::{run, service_fn, Error};
+use alphadome::app::{App, AppOptions};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_http::Error> {
     alphadome::telemetry::init(alphadome::telemetry::LogFormat::Json);
-    let services = alphadome::ingress::Services::from_env_with(2, true).await?;
-    let ingress = services.ingress(services.sqs_queue()?);
-    run(service_fn(|req| webhook::handle(&ingress, req))).await
+    let app = App::from_env(AppOptions::lambda(2)).await?;
+    lambda_http::run(webhook::router(&app)?).await
 }

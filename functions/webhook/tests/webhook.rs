@@ -168,15 +168,21 @@ struct Queued {
 }
 
 impl World {
+    /// The router as the Lambda runs it: `lambda_http` has parsed the API Gateway event
+    /// into this request (base64 bodies decoded), and the router answers it.
     async fn call(&self, req: Request) -> (u16, String) {
-        let resp = webhook::handle(&self.ingress, req).await.unwrap();
-        let body = match resp.body() {
-            lambda_http::Body::Text(t) => t.clone(),
-            lambda_http::Body::Empty => String::new(),
-            lambda_http::Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-            _ => String::new(),
-        };
-        (resp.status().as_u16(), body)
+        use tower::ServiceExt as _;
+        let router = alphadome::http::router(alphadome::http::HttpState {
+            ingress: self.ingress.clone(),
+            store: self.store.clone(),
+            local_queue: None,
+        });
+        let resp = router.oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// Everything on the queue (received and deleted).

@@ -24,6 +24,15 @@ pub enum Silence {
 }
 
 impl Silence {
+    /// Whether this silence comes from a switch or limit of the tenant's (what `ask` reports
+    /// as `stopped_by`), not from the message itself.
+    pub fn is_a_switch(self) -> bool {
+        matches!(
+            self,
+            Self::TenantInactive | Self::BotDisabled | Self::NoToken | Self::HourlyLimit
+        )
+    }
+
     pub fn note(self) -> &'static str {
         match self {
             Self::TenantInactive => "tenant_inactive",
@@ -228,6 +237,100 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// The conversation sent to the model: rules, the tenant's prompt and tone, the most relevant
 /// facts, recent turns, and the message.
+/// What one tenant may spend of an AI call, so no tenant can burn the platform's shared key:
+/// the model comes from the platform's allowlist, and prompt, grounding, history, the
+/// customer's message and the answer are capped.
+#[derive(Debug, Clone)]
+pub struct AiLimits {
+    /// Models a template may name; any other falls back to the deployment's default.
+    pub allowed_models: Vec<String>,
+    pub max_system_prompt_chars: usize,
+    pub max_grounding_chars: usize,
+    pub max_turn_chars: usize,
+    pub max_message_chars: usize,
+    pub max_output_tokens: u32,
+}
+
+/// The models a template may name unless the operator sets `OPENAI_ALLOWED_MODELS`.
+pub const DEFAULT_ALLOWED_MODELS: &[&str] = &["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1-nano"];
+
+impl Default for AiLimits {
+    fn default() -> Self {
+        Self {
+            allowed_models: DEFAULT_ALLOWED_MODELS.iter().map(|m| m.to_string()).collect(),
+            max_system_prompt_chars: 4_000,
+            max_grounding_chars: 3_000,
+            max_turn_chars: 500,
+            max_message_chars: 1_000,
+            max_output_tokens: 300,
+        }
+    }
+}
+
+impl AiLimits {
+    /// The model to call: the template's when the platform allows it, else the default.
+    pub fn model_for<'a>(&self, wanted: Option<&'a str>, default: &'a str) -> &'a str {
+        match wanted.map(str::trim).filter(|m| !m.is_empty()) {
+            Some(m) if m == default || self.allowed_models.iter().any(|a| a == m) => m,
+            Some(_) => {
+                tracing::warn!("the template names a model outside the platform's allowlist; using the default");
+                default
+            }
+            None => default,
+        }
+    }
+}
+
+/// At most `max` characters of `s` (on a character boundary).
+fn capped(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// [`build_prompt`] within the platform's [`AiLimits`].
+pub fn build_prompt_within(
+    limits: &AiLimits,
+    business: &str,
+    system_prompt: Option<&str>,
+    tone: Option<&str>,
+    grounding: &[&EntryRecord],
+    history: &[Turn],
+    message: &str,
+) -> Vec<ChatMessage> {
+    let mut budget = limits.max_grounding_chars;
+    let grounding: Vec<&EntryRecord> = grounding
+        .iter()
+        .copied()
+        .take_while(|e| {
+            let len = e.question.chars().count() + e.answer.chars().count();
+            match budget.checked_sub(len) {
+                Some(left) => {
+                    budget = left;
+                    true
+                }
+                None => false,
+            }
+        })
+        .collect();
+    let history: Vec<Turn> = history
+        .iter()
+        .map(|t| Turn {
+            direction: t.direction.clone(),
+            text: capped(&t.text, limits.max_turn_chars).to_owned(),
+        })
+        .collect();
+    build_prompt(
+        business,
+        system_prompt.map(|p| capped(p, limits.max_system_prompt_chars)),
+        tone.map(|t| capped(t, 100)),
+        &grounding,
+        &history,
+        capped(message, limits.max_message_chars),
+    )
+}
+
 pub fn build_prompt(
     business: &str,
     system_prompt: Option<&str>,

@@ -9,12 +9,14 @@
 //! row-level-security policies, in the same round trip as `BEGIN`.
 
 mod context;
+mod flags;
 mod knowledge;
 pub mod literal;
 mod pipeline;
 mod tenants;
 
 pub use context::*;
+pub use flags::*;
 pub use knowledge::*;
 pub use pipeline::*;
 pub use tenants::*;

@@ -116,7 +116,7 @@ struct ApplyStatus<'a> {
     error_code: Option<i64>,
 }
 
-async fn call<T: Serialize>(
+pub(super) async fn call<T: Serialize>(
     store: &Store,
     function: &'static str,
     input: &T,

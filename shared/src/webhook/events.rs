@@ -133,7 +133,57 @@ pub fn extract_events(payload: &WebhookPayload) -> Vec<WebhookEvent> {
             kind: EventKind::Status(to_status_update(status)),
         }));
     }
+    for event in &mut events {
+        event.remove_nul();
+    }
     events
+}
+
+impl WebhookEvent {
+    /// Removes U+0000, which JSON may carry (`\u0000`) but Postgres `text` and `jsonb` cannot
+    /// hold: one such character would make the database refuse the message.
+    fn remove_nul(&mut self) {
+        fn clean(s: &mut String) {
+            if s.contains('\0') {
+                s.retain(|c| c != '\0');
+            }
+        }
+        fn clean_opt(s: &mut Option<String>) {
+            if let Some(s) = s {
+                clean(s);
+            }
+        }
+        clean(&mut self.phone_number_id);
+        match &mut self.kind {
+            EventKind::Message(m) => {
+                clean(&mut m.wa_message_id);
+                clean(&mut m.message_type);
+                for f in [
+                    &mut m.from_wa_id,
+                    &mut m.from_user_id,
+                    &mut m.profile_name,
+                    &mut m.text,
+                    &mut m.reply_id,
+                    &mut m.media_id,
+                    &mut m.media_mime_type,
+                    &mut m.context_message_id,
+                    &mut m.referral_source_id,
+                ] {
+                    clean_opt(f);
+                }
+            }
+            EventKind::Status(st) => {
+                clean(&mut st.wa_message_id);
+                for f in [
+                    &mut st.recipient_id,
+                    &mut st.recipient_user_id,
+                    &mut st.error_title,
+                ] {
+                    clean_opt(f);
+                }
+            }
+        }
+    }
 }
 
 /// The distinct business numbers (`phone_number_id`) of the `messages` changes in `payload`, in

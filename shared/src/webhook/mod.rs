@@ -9,6 +9,7 @@
 
 pub mod events;
 pub mod payload;
+mod repair;
 pub mod signature;
 
 pub use events::{
@@ -16,4 +17,4 @@ pub use events::{
     WebhookEvent,
 };
 pub use payload::{DeliveryStatus, PayloadError, WebhookPayload};
-pub use signature::{sign, verify, MalformedSignature, SignatureError, SIGNATURE_HEADER};
+pub use signature::{check_form, sign, verify, MalformedSignature, SignatureError, SIGNATURE_HEADER};

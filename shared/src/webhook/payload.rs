@@ -41,7 +41,16 @@ impl WebhookPayload {
     /// A [`PayloadError`] when the body is not JSON or lacks a field the product needs (see the
     /// module's parsing policy).
     pub fn from_slice(body: &[u8]) -> Result<Self, PayloadError> {
-        serde_json::from_slice(body).map_err(PayloadError::from)
+        match serde_json::from_slice(body) {
+            Ok(p) => Ok(p),
+            // A lone UTF-16 surrogate (`\ud83d` without its pair: a cut-off emoji) is valid
+            // for Meta's encoder but not for serde_json or Postgres. Rather than refuse every
+            // message of the delivery, such escapes become U+FFFD and parsing is tried again.
+            Err(e) => match super::repair::replace_lone_surrogates(body) {
+                Some(fixed) => serde_json::from_slice(&fixed).map_err(PayloadError::from),
+                None => Err(PayloadError::from(e)),
+            },
+        }
     }
 }
 

@@ -83,6 +83,18 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     )
 }
 
+/// Checks only the form of the header (`sha256=<64 lowercase hex>`), without a secret: a
+/// malformed header is refused before anything else is done with the request.
+///
+/// # Errors
+/// As [`verify`], without [`SignatureError::Mismatch`].
+pub fn check_form(header: Option<&[u8]>) -> Result<(), SignatureError> {
+    let header = header.ok_or(SignatureError::Missing)?;
+    parse_header(header)
+        .map(|_| ())
+        .map_err(SignatureError::Malformed)
+}
+
 fn new_mac(secret: &[u8]) -> HmacSha256 {
     // HMAC is defined for keys of any length (long keys are hashed first), so this cannot fail.
     HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length")

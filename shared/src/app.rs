@@ -1,0 +1,200 @@
+//! The composition root: everything a process builds once from its settings — the platform
+//! secret, the database pool, the key provider, the AWS SDK, the Graph and OpenAI clients,
+//! the queue — and the webhook core, responder and HTTP router made from them. The Lambdas,
+//! `alphadome serve`, `demo`, `loadtest` and the tests all start here.
+
+use secrecy::SecretString;
+use std::time::Duration;
+
+use crate::config::{ConfigError, PlatformSecrets, Settings, REPLY_QUEUE_URL};
+use crate::ingress::Ingress;
+use crate::keys::KeyProvider;
+use crate::openai::OpenAiClient;
+use crate::queue::JobQueue;
+use crate::responder::{Outbox, Responder, ResponderOptions};
+use crate::store::Store;
+use crate::whatsapp::WhatsAppClient;
+
+/// How long an outbound call to Graph or OpenAI may take before it counts as a failure.
+pub const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// How a process connects to the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseConnect {
+    /// Connect (and fail) at start-up: the CLI and `serve` want to know at once.
+    Eager,
+    /// Connect on first use: a Lambda's init stays short and the first request opens the
+    /// connection (it is billed either way, but init has a 10 s limit).
+    Lazy,
+}
+
+/// What a process asks of the composition root.
+#[derive(Debug, Clone, Copy)]
+pub struct AppOptions {
+    /// Upper bound of the connection pool.
+    pub max_connections: u32,
+    pub connect: DatabaseConnect,
+}
+
+impl AppOptions {
+    /// A Lambda function: a small pool, connected on first use.
+    pub const fn lambda(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            connect: DatabaseConnect::Lazy,
+        }
+    }
+
+    /// A local process (CLI, `serve`): connected at start-up.
+    pub const fn local(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            connect: DatabaseConnect::Eager,
+        }
+    }
+}
+
+/// The services of one process, built once (a Lambda's cold start, the CLI's start).
+#[derive(Clone)]
+pub struct App {
+    pub settings: Settings,
+    pub secrets: PlatformSecrets,
+    pub sdk: aws_config::SdkConfig,
+    pub store: Store,
+    pub keys: KeyProvider,
+}
+
+impl App {
+    /// Reads the settings and the platform secret, then connects to the database.
+    pub async fn from_env(options: AppOptions) -> anyhow::Result<Self> {
+        let settings = Settings::from_env()?;
+        let sdk = crate::aws::load_sdk_config().await;
+        let secrets = crate::platform::load_platform_secrets(&settings, Some(&sdk)).await?;
+        let url = crate::platform::database_url(&settings, &secrets)?;
+        let store = match options.connect {
+            DatabaseConnect::Lazy => Store::connect_lazy(&url, options.max_connections)?,
+            DatabaseConnect::Eager => Store::connect(&url, options.max_connections).await?,
+        };
+        let keys = KeyProvider::from_settings(
+            &settings.key_provider,
+            Some(&sdk),
+            settings.tenant_cache_ttl,
+        )
+        .await;
+        Ok(Self {
+            settings,
+            secrets,
+            sdk,
+            store,
+            keys,
+        })
+    }
+
+    /// An app over parts the caller already holds (tests, `demo`): no environment read, no
+    /// AWS unless `sdk` points somewhere.
+    pub fn from_parts(
+        settings: Settings,
+        secrets: PlatformSecrets,
+        store: Store,
+        keys: KeyProvider,
+    ) -> Self {
+        Self {
+            settings,
+            secrets,
+            sdk: aws_config::SdkConfig::builder().build(),
+            store,
+            keys,
+        }
+    }
+
+    /// The same app with another AWS SDK configuration (tests point it at moto).
+    pub fn with_sdk(self, sdk: aws_config::SdkConfig) -> Self {
+        Self { sdk, ..self }
+    }
+
+    /// The SQS FIFO queue named by `REPLY_QUEUE_URL`.
+    pub fn sqs_queue(&self) -> Result<JobQueue, ConfigError> {
+        let url = self
+            .settings
+            .reply_queue_url
+            .clone()
+            .ok_or(ConfigError::Missing(REPLY_QUEUE_URL))?;
+        Ok(JobQueue::Sqs {
+            client: aws_sdk_sqs::Client::new(&self.sdk),
+            url,
+        })
+    }
+
+    /// The webhook's core over the given queue.
+    pub fn ingress(&self, queue: JobQueue) -> Ingress {
+        Ingress::new(
+            self.store.clone(),
+            self.keys.clone(),
+            queue,
+            self.secrets.meta_app_secret.clone(),
+            self.secrets.meta_verify_token.clone(),
+            self.settings.legacy.clone(),
+            self.settings.tenant_cache_ttl,
+        )
+    }
+
+    /// The responder's tunables from the settings.
+    pub fn responder_options(&self) -> ResponderOptions {
+        let mut ai_limits = crate::responder::policy::AiLimits::default();
+        if let Some(models) = &self.settings.openai_allowed_models {
+            ai_limits.allowed_models = models.clone();
+        }
+        ResponderOptions {
+            default_model: self.settings.openai_model.clone(),
+            context_ttl: self.settings.tenant_cache_ttl,
+            ai_limits,
+            ..Default::default()
+        }
+    }
+
+    /// The responder, sending through `outbox`.
+    pub fn responder(&self, outbox: Outbox) -> Responder {
+        self.responder_with(outbox, self.responder_options())
+    }
+
+    /// The responder with explicit tunables (tests shorten leases and deadlines).
+    pub fn responder_with(&self, outbox: Outbox, options: ResponderOptions) -> Responder {
+        Responder::new(
+            self.store.clone(),
+            self.keys.clone(),
+            outbox,
+            self.openai(),
+            self.secrets.openai_api_key.clone(),
+            options,
+        )
+    }
+
+    /// The OpenAI-compatible client of this deployment.
+    pub fn openai(&self) -> OpenAiClient {
+        OpenAiClient::new(&self.settings.openai_base_url, OUTBOUND_TIMEOUT)
+    }
+
+    /// The Graph API client of this deployment.
+    pub fn whatsapp(&self) -> WhatsAppClient {
+        WhatsAppClient::new(&self.settings.whatsapp_api_base_url, OUTBOUND_TIMEOUT)
+    }
+
+    /// The HTTP router (webhook, health, and the surfaces mounted later) over `queue`.
+    /// `local_queue` is the in-process queue whose figures `/healthz` reports, if any.
+    pub fn router(
+        &self,
+        ingress: Ingress,
+        local_queue: Option<crate::local_queue::LocalQueue>,
+    ) -> axum::Router {
+        crate::http::router(crate::http::HttpState {
+            ingress,
+            store: self.store.clone(),
+            local_queue,
+        })
+    }
+
+    /// The platform's shared OpenAI key, if any.
+    pub fn platform_ai_key(&self) -> Option<&SecretString> {
+        self.secrets.openai_api_key.as_ref()
+    }
+}

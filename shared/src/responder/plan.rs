@@ -1,0 +1,422 @@
+//! From the facts of one message to the replies to record: the policy's decision made
+//! concrete (FAQ answer, AI answer, hand-over, control confirmations, the welcome message).
+//! `ask` runs the very same code without claiming, sending or logging.
+
+use chrono::{TimeZone, Utc};
+use secrecy::SecretString;
+
+use super::policy::{self, Decision, Facts, Source};
+use super::{job_span, AskAnswer, Outbox, Responder, Retry, TenantContext};
+use crate::crypto::SecretColumn;
+use crate::domain::TenantId;
+use crate::intent::{detect_control_intent, ControlIntent};
+use crate::job::{Job, JobKind};
+use crate::openai::ChatRequest;
+use crate::store::{BeginInbound, EntryRecord, Inbound, PlannedReply, RecordReplies, TenantProblem};
+use crate::webhook::InboundMessage;
+
+impl Responder {
+    /// What is known of a message before it is claimed.
+    pub(super) fn prepare<'a>(&self, ctx: &'a TenantContext, job: &'a Job) -> Incoming<'a> {
+        let JobKind::Message(m) = &job.kind else {
+            unreachable!("only message jobs are prepared")
+        };
+        let t = &ctx.record.tenant;
+        let text = m.text.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let intent = text.and_then(detect_control_intent);
+        let faq = match (text, intent) {
+            (Some(text), None) => ctx.match_faq(text),
+            _ => None,
+        };
+        // Whether a key exists is enough here; it is opened only if the AI is asked.
+        let ai_available = ctx.settings.enable_ai_responses
+            && (t.ai_api_key.is_some() || self.platform_ai_key.is_some());
+        Incoming {
+            phone_number_id: &job.phone_number_id,
+            m,
+            text,
+            intent,
+            faq,
+            ai_available,
+            bot_enabled: t.is_active && ctx.settings.is_bot_enabled,
+            span: job_span(job),
+        }
+    }
+
+    /// The policy's decision for a claimed message, as the replies to record.
+    pub(super) async fn plan(
+        &self,
+        ctx: &TenantContext,
+        msg: &Incoming<'_>,
+        begin: &Inbound,
+    ) -> Plan {
+        let facts = self.facts(ctx, msg, begin);
+        self.plan_for(ctx, msg, begin, &facts).await
+    }
+
+    /// What the policy decides on, for one claimed message.
+    fn facts<'a>(
+        &self,
+        ctx: &'a TenantContext,
+        msg: &'a Incoming<'_>,
+        begin: &Inbound,
+    ) -> Facts<'a> {
+        let t = &ctx.record.tenant;
+        let m = msg.m;
+        let now = Utc::now();
+        Facts {
+            tenant_active: t.is_active,
+            bot_enabled: msg.bot_enabled,
+            has_token: t.whatsapp_access_token.is_some()
+                || matches!(self.outbox, Outbox::DryRun(_)),
+            was_subscribed: begin.was_subscribed,
+            paused_until: begin.paused_until,
+            replies_this_hour: begin.replies_this_hour,
+            max_per_hour: ctx.settings.max_messages_per_hour,
+            message_time: Utc.timestamp_opt(m.timestamp, 0).single().unwrap_or(now),
+            now,
+            text: msg.text,
+            message_type: &m.message_type,
+            intent: msg.intent,
+            faq: msg.faq,
+            ai_available: msg.ai_available,
+        }
+    }
+
+    /// The replies for the policy's decision on `facts`.
+    async fn plan_for(
+        &self,
+        ctx: &TenantContext,
+        msg: &Incoming<'_>,
+        begin: &Inbound,
+        facts: &Facts<'_>,
+    ) -> Plan {
+        let t = &ctx.record.tenant;
+        let m = msg.m;
+        let business = t.client_name.as_str();
+        let mut plan = Plan::default();
+        let mut escalate: Option<bool> = None;
+        match policy::decide(facts) {
+            Decision::Silent(why) => {
+                if matches!(why, policy::Silence::NoToken) {
+                    tracing::error!("tenant has no WhatsApp token; cannot reply");
+                    plan.problem = Some(TenantProblem::NoWhatsappToken);
+                }
+                plan.silent = Some(why.note());
+                return plan;
+            }
+            Decision::Control(ControlIntent::Stop) => {
+                plan.reply(Source::Control, policy::stop_confirmation(business));
+            }
+            Decision::Control(_) => {
+                plan.reply(Source::Control, policy::start_confirmation(business));
+            }
+            Decision::Answer(entry) => {
+                let s = if entry.data_type == "canned" {
+                    Source::Canned
+                } else {
+                    Source::Faq
+                };
+                plan.matched = Some(entry.id);
+                plan.reply(s, entry.answer.clone());
+            }
+            Decision::AskForText => {
+                plan.reply(Source::Fallback, policy::ask_for_text_reply());
+            }
+            Decision::AskAi => {
+                let text = msg.text.unwrap_or_default();
+                match self.ai_key(ctx).await {
+                    Ok(key) => match self.ask_ai(ctx, key.as_ref(), &begin.history, text).await {
+                        Ok(reply) => {
+                            plan.usage = (reply.prompt_tokens, reply.completion_tokens);
+                            plan.reply(Source::Ai, reply.text);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "AI failed; handing over to a person");
+                            escalate = Some(false);
+                        }
+                    },
+                    Err(problem) => {
+                        plan.problem = Some(problem);
+                        escalate = Some(false);
+                    }
+                }
+            }
+            Decision::Escalate { asked } => escalate = Some(asked),
+        }
+        if let Some(asked) = escalate {
+            plan.source = Some(Source::Escalation);
+            plan.replies.push(PlannedReply {
+                source: "fallback",
+                text: policy::handover_reply(business),
+                to_customer: true,
+            });
+            if ctx.settings.escalation_phone.is_some() {
+                let customer = m.sender().unwrap_or("unknown");
+                plan.replies.push(PlannedReply {
+                    source: "escalation",
+                    text: policy::escalation_notice(
+                        business,
+                        customer,
+                        m.profile_name.as_deref(),
+                        msg.text,
+                        asked,
+                    ),
+                    to_customer: false,
+                });
+                plan.pause = Some(ctx.settings.escalation_quiet_minutes);
+            }
+        }
+        if begin.first_contact && plan.source != Some(Source::Control) {
+            if let Some(welcome) = ctx
+                .settings
+                .welcome_message
+                .as_deref()
+                .filter(|w| !w.trim().is_empty())
+            {
+                plan.replies.insert(
+                    0,
+                    PlannedReply {
+                        source: "welcome",
+                        text: welcome.to_owned(),
+                        to_customer: true,
+                    },
+                );
+            }
+        }
+        plan
+    }
+
+    /// The AI key for this tenant: its own when it has one, else the platform's. A tenant
+    /// key that will not open is that tenant's problem (flagged, the customer is handed over
+    /// to a person): it never silently falls back to the platform's key, which would put
+    /// one tenant's traffic on the shared bill.
+    async fn ai_key(&self, ctx: &TenantContext) -> Result<Option<SecretString>, TenantProblem> {
+        match ctx.record.tenant.ai_api_key.as_deref() {
+            Some(sealed) => match self
+                .open(ctx.record.tenant.id, SecretColumn::AiApiKey, sealed)
+                .await
+            {
+                Ok(k) => Ok(Some(k)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open the tenant's AI key; handing over to a person");
+                    Err(TenantProblem::AiKeyUnreadable)
+                }
+            },
+            None => Ok(self.platform_ai_key.clone()),
+        }
+    }
+
+    pub(super) async fn ask_ai(
+        &self,
+        ctx: &TenantContext,
+        key: Option<&SecretString>,
+        history: &[crate::store::Turn],
+        text: &str,
+    ) -> Result<crate::openai::ChatReply, crate::openai::AiError> {
+        let key = key.ok_or(crate::openai::AiError::Rejected { status: 401 })?;
+        let template = ctx.record.template.as_ref();
+        let grounding = ctx.grounding_for(text, self.options.grounding_entries);
+        let limits = &self.options.ai_limits;
+        let messages = policy::build_prompt_within(
+            limits,
+            &ctx.record.tenant.client_name,
+            template.map(|t| t.system_prompt.as_str()),
+            template.and_then(|t| t.tone.as_deref()),
+            &grounding,
+            history,
+            text,
+        );
+        let model = limits.model_for(
+            template.and_then(|t| t.model.as_deref()),
+            &self.options.default_model,
+        );
+        self.openai
+            .complete(
+                key,
+                &ChatRequest {
+                    model,
+                    messages: &messages,
+                    max_tokens: limits.max_output_tokens,
+                    temperature: 0.3,
+                },
+                self.options.ai_deadline,
+            )
+            .await
+    }
+
+    /// The answer policy for one message, without claiming, sending or logging
+    /// (`alphadome ask`, the dashboard's "Try it"): the same facts and the same
+    /// [`policy::decide`] as a customer's message, as a first message from a subscribed
+    /// customer arriving now. When a rule (bot off, hourly cap, tenant inactive, no token)
+    /// would keep the assistant silent, `stopped_by` names it and `reply` is what it would say
+    /// without that rule.
+    pub async fn ask(&self, tenant: TenantId, text: &str) -> Result<AskAnswer, Retry> {
+        let ctx = self
+            .context(tenant)
+            .await?
+            .ok_or_else(|| Retry("no such tenant".into()))?;
+        let replies_this_hour = self
+            .store
+            .replies_this_hour(tenant)
+            .await
+            .map_err(|e| Retry(format!("database: {e:#}")))?;
+        let m = InboundMessage {
+            wa_message_id: "wamid.ask".into(),
+            from_wa_id: None,
+            from_user_id: None,
+            profile_name: None,
+            timestamp: Utc::now().timestamp(),
+            message_type: "text".into(),
+            text: Some(text.to_owned()),
+            reply_id: None,
+            media_id: None,
+            media_mime_type: None,
+            context_message_id: None,
+            referral_source_id: None,
+        };
+        let job = Job::new(
+            tenant.0,
+            crate::webhook::WebhookEvent {
+                phone_number_id: ctx.record.tenant.whatsapp_phone_number_id.clone(),
+                kind: crate::webhook::EventKind::Message(m),
+            },
+        );
+        let msg = self.prepare(&ctx, &job);
+        let begin = Inbound {
+            claimed: true,
+            user_id: None,
+            first_contact: false,
+            was_subscribed: true,
+            paused_until: None,
+            // This message would be counted too, as a customer's is.
+            replies_this_hour: Some(replies_this_hour + 1),
+            history: Vec::new(),
+        };
+        let facts = self.facts(&ctx, &msg, &begin);
+        let stopped_by = match policy::decide(&facts) {
+            Decision::Silent(why) if why.is_a_switch() => Some(why.note()),
+            _ => None,
+        };
+        let facts = match stopped_by {
+            Some(_) => Facts {
+                tenant_active: true,
+                bot_enabled: true,
+                has_token: true,
+                replies_this_hour: None,
+                ..facts
+            },
+            None => facts,
+        };
+        let plan = self.plan_for(&ctx, &msg, &begin, &facts).await;
+        let reply = plan
+            .replies
+            .iter()
+            .find(|r| r.to_customer)
+            .map(|r| r.text.clone())
+            .unwrap_or_default();
+        let question = plan.matched.and_then(|id| {
+            ctx.record
+                .training
+                .iter()
+                .find(|e| e.id == id)
+                .map(|e| e.question.clone())
+        });
+        Ok(AskAnswer {
+            source: match (plan.source, plan.silent) {
+                (Some(s), _) => s.as_str(),
+                (None, Some(_)) => "silent",
+                (None, None) => "none",
+            },
+            faq_id: plan.matched,
+            question,
+            reply,
+            stopped_by: stopped_by.or(plan.silent),
+        })
+    }
+
+}
+
+/// A message between the steps of [`Responder::handle_messages`].
+pub(super) struct Incoming<'a> {
+    pub(super) phone_number_id: &'a str,
+    pub(super) m: &'a InboundMessage,
+    pub(super) text: Option<&'a str>,
+    pub(super) intent: Option<ControlIntent>,
+    pub(super) faq: Option<&'a EntryRecord>,
+    pub(super) ai_available: bool,
+    pub(super) bot_enabled: bool,
+    pub(super) span: tracing::Span,
+}
+
+impl Incoming<'_> {
+    pub(super) fn claim(&self) -> BeginInbound<'_> {
+        let m = self.m;
+        BeginInbound {
+            wa_message_id: &m.wa_message_id,
+            phone: m.from_wa_id.as_deref(),
+            user_id: m.from_user_id.as_deref(),
+            profile_name: m.profile_name.as_deref(),
+            message_type: &m.message_type,
+            text: m.text.as_deref(),
+            intent: self.intent.map(|i| match i {
+                ControlIntent::Stop => "stop",
+                ControlIntent::Start => "start",
+                ControlIntent::Human => "human",
+            }),
+            count_reply: policy::may_reply(self.bot_enabled, self.intent),
+            with_history: self.may_ask_ai(),
+        }
+    }
+
+    /// Whether the policy may hand this message to the AI (then its history is fetched too).
+    pub(super) fn may_ask_ai(&self) -> bool {
+        self.ai_available && self.faq.is_none() && self.intent.is_none() && self.text.is_some()
+    }
+}
+
+/// What the policy decided for one claimed message.
+#[derive(Default)]
+pub(super) struct Plan {
+    /// No reply, for this reason (the message is recorded as ignored).
+    pub(super) silent: Option<&'static str>,
+    pub(super) source: Option<Source>,
+    pub(super) matched: Option<crate::domain::EntryId>,
+    pub(super) usage: (Option<u32>, Option<u32>),
+    pub(super) pause: Option<i32>,
+    pub(super) replies: Vec<PlannedReply>,
+    /// A problem with the tenant's configuration this message ran into (flagged for the
+    /// operator after the batch).
+    pub(super) problem: Option<TenantProblem>,
+}
+
+impl Plan {
+    fn reply(&mut self, source: Source, text: String) {
+        self.source = Some(source);
+        self.replies.push(PlannedReply {
+            source: source.as_str(),
+            text,
+            to_customer: true,
+        });
+    }
+
+    pub(super) fn record<'a>(&'a self, msg: &'a Incoming<'_>, begin: &Inbound) -> RecordReplies<'a> {
+        RecordReplies {
+            wa_message_id: &msg.m.wa_message_id,
+            user_id: begin.user_id,
+            inbound_status: if self.silent.is_some() {
+                "ignored"
+            } else {
+                "answered"
+            },
+            note: self.silent,
+            reply_source: self.source.map(Source::as_str),
+            matched_entry_id: self.matched,
+            ai_prompt_tokens: self.usage.0,
+            ai_completion_tokens: self.usage.1,
+            pause_minutes: self.pause,
+            replies: &self.replies,
+        }
+    }
+}
+

@@ -1,0 +1,332 @@
+//! The database steps for some of one tenant's messages — claim all, decide each, record
+//! all, send each, record what Graph said for all — and the guards around them: a panic
+//! or a message the database refuses fails that message alone; the rest are answered.
+
+use futures_util::future::FutureExt;
+use std::panic::AssertUnwindSafe;
+use tracing::Instrument;
+
+use super::plan::{Incoming, Plan};
+use super::send::{Delivery, OpenError};
+use super::{Outbox, Outcome, Responder, Retry, TenantContext};
+use crate::domain::TenantId;
+use crate::store::{BeginInbound, MarkSent, RecordReplies, RecordedReply, SendResult, TenantProblem};
+
+/// A step the database refused for a reason that lies in the messages themselves (a value
+/// it cannot store, a row a policy refuses): retrying the same batch would fail again.
+#[derive(Debug)]
+struct Refused {
+    step: &'static str,
+    /// The store's error, which names the call and the database's reason, never the data.
+    reason: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step, self.reason)
+    }
+}
+
+impl Responder {
+    /// [`Self::run_steps`] under guard. A panic releases the run's claims and the messages
+    /// run again one by one, so only the one that panics fails (and is redelivered); a
+    /// batch the database refuses is split the same way, and a single message it refuses is
+    /// failed for good (redelivery cannot help) while the others are answered.
+    pub(super) async fn run_guarded(
+        &self,
+        tenant: TenantId,
+        ctx: &TenantContext,
+        messages: &[Incoming<'_>],
+    ) -> Vec<Result<Outcome, Retry>> {
+        match self.run_caught(tenant, ctx, messages).await {
+            Ok(Ok(results)) => return results,
+            Ok(Err(refused)) if messages.len() == 1 => {
+                let _in_job = messages[0].span.enter();
+                tracing::error!(reason = %refused, "the database refuses this message; failed without retry");
+                return vec![Ok(Outcome::Failed("refused_by_database"))];
+            }
+            Ok(Err(refused)) => {
+                tracing::warn!(jobs = messages.len(), reason = %refused, "the database refused a batch; running its messages one by one");
+            }
+            Err(()) if messages.len() == 1 => {
+                self.release(tenant, messages).await;
+                return vec![Err(Retry("the responder panicked".into()))];
+            }
+            Err(()) => {
+                self.release(tenant, messages).await;
+            }
+        }
+        let mut results = Vec::with_capacity(messages.len());
+        for one in messages.chunks(1) {
+            results.push(match self.run_caught(tenant, ctx, one).await {
+                Ok(Ok(mut r)) => r.pop().unwrap_or(Err(Retry("no result".into()))),
+                Ok(Err(refused)) => {
+                    let _in_job = one[0].span.enter();
+                    tracing::error!(reason = %refused, "the database refuses this message; failed without retry");
+                    Ok(Outcome::Failed("refused_by_database"))
+                }
+                Err(()) => {
+                    self.release(tenant, one).await;
+                    Err(Retry("the responder panicked".into()))
+                }
+            });
+        }
+        results
+    }
+
+    /// Runs the steps, turning a panic into `Err(())` (logged, without its message: a panic
+    /// text may quote data).
+    async fn run_caught(
+        &self,
+        tenant: TenantId,
+        ctx: &TenantContext,
+        messages: &[Incoming<'_>],
+    ) -> Result<Result<Vec<Result<Outcome, Retry>>, Refused>, ()> {
+        AssertUnwindSafe(self.run_steps(tenant, ctx, messages))
+            .catch_unwind()
+            .await
+            .map_err(|_| {
+                tracing::error!(tenant_id = %tenant, jobs = messages.len(), "the responder panicked while handling these messages");
+            })
+    }
+
+    /// Gives claimed messages back (status `retry`), so the next attempt claims them at once.
+    async fn release(&self, tenant: TenantId, messages: &[Incoming<'_>]) {
+        let ids: Vec<&str> = messages.iter().map(|m| m.m.wa_message_id.as_str()).collect();
+        if let Err(e) = self.store.release_claims(tenant, &ids).await {
+            tracing::warn!(error = %format!("{e:#}"), "could not release claims; they expire with their lease");
+        }
+    }
+
+    /// Records a problem with the tenant's configuration for the operator (`tenant show`).
+    async fn flag(&self, tenant: TenantId, problem: TenantProblem) {
+        tracing::error!(tenant_id = %tenant, problem = problem.as_str(), "tenant flagged for the operator");
+        if let Err(e) = self.store.flag_tenant(tenant, problem).await {
+            tracing::warn!(error = %format!("{e:#}"), "could not flag the tenant");
+        }
+    }
+
+    /// Replies recorded but the token will not open. Transient (the key store is
+    /// unreachable): they are given back as `retry`, so the redelivery sends them. Permanent
+    /// (no token, or one no key opens): they are recorded as failed and the tenant flagged.
+    async fn unsendable(
+        &self,
+        tenant: TenantId,
+        messages: &[Incoming<'_>],
+        steps: Vec<Step>,
+        e: OpenError,
+    ) -> Vec<Result<Outcome, Retry>> {
+        let status = match &e {
+            OpenError::Transient(_) => "retry",
+            OpenError::Permanent(_) => "failed",
+        };
+        let results: Vec<Vec<SendResult>> = steps
+            .iter()
+            .map(|s| match s {
+                Step::Send(_, recorded) => recorded
+                    .iter()
+                    .filter(|r| r.send)
+                    .map(|r| SendResult {
+                        id: r.id,
+                        status,
+                        sent_wa_message_id: None,
+                        error_code: None,
+                    })
+                    .collect(),
+                Step::Done(_) => Vec::new(),
+            })
+            .collect();
+        let marks: Vec<MarkSent<'_>> = messages
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(msg, r)| MarkSent {
+                wa_message_id: &msg.m.wa_message_id,
+                results: r,
+                token_invalid: false,
+            })
+            .collect();
+        let marked = self.store.mark_sent_batch(tenant, &marks).await;
+        if let OpenError::Permanent(problem) = &e {
+            self.flag(tenant, *problem).await;
+        }
+        steps
+            .into_iter()
+            .map(|s| match s {
+                Step::Done(r) => r,
+                Step::Send(..) => match (&e, &marked) {
+                    (_, Err(db)) => Err(Retry(format!("database: {db:#}"))),
+                    (OpenError::Transient(why), Ok(())) => Err(Retry(why.clone())),
+                    (OpenError::Permanent(p), Ok(())) => Ok(Outcome::Failed(p.as_str())),
+                },
+            })
+            .collect()
+    }
+
+    /// The steps for some of one tenant's messages: claim all, decide each, record all, send
+    /// each, record what Graph said for all. One result per message, in order.
+    async fn run_steps(
+        &self,
+        tenant: TenantId,
+        ctx: &TenantContext,
+        messages: &[Incoming<'_>],
+    ) -> Result<Vec<Result<Outcome, Retry>>, Refused> {
+        let every = |r: Result<Outcome, Retry>| Ok(messages.iter().map(|_| r.clone()).collect());
+        let claims: Vec<BeginInbound<'_>> = messages.iter().map(Incoming::claim).collect();
+        let begins = match self
+            .store
+            .begin_inbound_batch(
+                tenant,
+                self.options.lease_seconds,
+                self.options.history_turns,
+                &claims,
+            )
+            .await
+        {
+            Ok(begins) => begins,
+            // Nothing was claimed: the call is one transaction.
+            Err(e) if e.is_refusal() => {
+                return Err(Refused {
+                    step: "claim",
+                    reason: format!("{e:#}"),
+                })
+            }
+            Err(e) => return every(Err(e.into())),
+        };
+
+        // Decide; the AI, when asked, answers several customers at once.
+        let plans: Vec<Option<Plan>> =
+            futures_util::future::join_all(messages.iter().zip(&begins).map(|(msg, begin)| {
+                async move {
+                    match begin.claimed {
+                        true => Some(
+                            self.plan(ctx, msg, begin)
+                                .instrument(msg.span.clone())
+                                .await,
+                        ),
+                        false => None,
+                    }
+                }
+                .boxed()
+            }))
+            .await;
+        let records: Vec<RecordReplies<'_>> = messages
+            .iter()
+            .zip(&begins)
+            .zip(&plans)
+            .filter_map(|((msg, begin), plan)| Some(plan.as_ref()?.record(msg, begin)))
+            .collect();
+        if let Some(problem) = plans.iter().flatten().find_map(|p| p.problem) {
+            self.flag(tenant, problem).await;
+        }
+        let recorded = match self.store.record_replies_batch(tenant, &records).await {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                let refused = e.is_refusal();
+                let e = Retry::from(e);
+                // Give the claims back, so a retry (or the one-by-one run) claims them again
+                // at once instead of waiting out the lease.
+                self.release(tenant, messages).await;
+                if refused {
+                    return Err(Refused {
+                        step: "record",
+                        reason: e.0,
+                    });
+                }
+                return Ok(plans
+                    .iter()
+                    .map(|plan| match plan {
+                        Some(_) => Err(e.clone()),
+                        None => Ok(Outcome::Duplicate),
+                    })
+                    .collect());
+            }
+        };
+        let mut recorded = recorded.into_iter();
+        let steps: Vec<Step> = plans
+            .into_iter()
+            .map(|plan| match plan {
+                None => Step::Done(Ok(Outcome::Duplicate)),
+                Some(Plan {
+                    silent: Some(why), ..
+                }) => {
+                    recorded.next();
+                    Step::Done(Ok(Outcome::Silent(why)))
+                }
+                Some(plan) => Step::Send(plan, recorded.next().unwrap_or_default()),
+            })
+            .collect();
+
+        // The token is opened once for the batch, and only when something is to be sent.
+        let token = match &self.outbox {
+            Outbox::Graph(_) if steps.iter().any(|s| matches!(s, Step::Send(..))) => {
+                match self.whatsapp_token(ctx).await {
+                    Ok(token) => Some(token),
+                    Err(e) => return Ok(self.unsendable(tenant, messages, steps, e).await),
+                }
+            }
+            _ => None,
+        };
+        let deliveries: Vec<Option<Delivery>> =
+            futures_util::future::join_all(messages.iter().zip(&steps).map(|(msg, step)| {
+                let token = token.as_ref();
+                async move {
+                    match step {
+                        Step::Send(plan, recorded) => Some(
+                            self.send_replies(ctx, token, msg, &plan.replies, recorded)
+                                .instrument(msg.span.clone())
+                                .await,
+                        ),
+                        Step::Done(_) => None,
+                    }
+                }
+                .boxed()
+            }))
+            .await;
+
+        // What Graph said, written once for the batch; read receipts go out meanwhile: both
+        // are off the customers' critical path and neither depends on the other.
+        let marks: Vec<MarkSent<'_>> = messages
+            .iter()
+            .zip(&deliveries)
+            .filter_map(|(msg, d)| {
+                let d = d.as_ref()?;
+                (!d.results.is_empty() || d.token_invalid).then(|| MarkSent {
+                    wa_message_id: &msg.m.wa_message_id,
+                    results: &d.results,
+                    token_invalid: d.token_invalid,
+                })
+            })
+            .collect();
+        let receipts =
+            futures_util::future::join_all(messages.iter().zip(&deliveries).map(|(msg, d)| {
+                let read = d.as_ref().is_some_and(|d| !d.sent_sources.is_empty());
+                self.send_read_receipt(ctx, token.as_ref(), msg, read)
+            }));
+        let (marked, _) = tokio::join!(self.store.mark_sent_batch(tenant, &marks), receipts);
+        if deliveries.iter().flatten().any(|d| d.token_invalid) {
+            self.contexts.invalidate(&tenant).await;
+        }
+        let marked = marked.map_err(Retry::from);
+        Ok(steps
+            .into_iter()
+            .zip(deliveries)
+            .map(|(step, delivery)| match (step, delivery) {
+                (Step::Done(r), _) => r,
+                (Step::Send(..), Some(d)) => {
+                    marked.as_ref().map_err(Clone::clone)?;
+                    d.outcome()
+                }
+                (Step::Send(..), None) => Err(Retry("a reply was not sent".into())),
+            })
+            .collect())
+    }
+
+}
+
+/// Where a message stands after its replies are recorded.
+pub(super) enum Step {
+    Done(Result<Outcome, Retry>),
+    Send(Plan, Vec<RecordedReply>),
+}
+
