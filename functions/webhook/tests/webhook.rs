@@ -550,3 +550,126 @@ async fn the_legacy_number_is_answered_by_the_tenant_of_the_default_brand(pool: 
         "the reply goes out from the number that received it"
     );
 }
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn another_method_on_the_webhook_is_405(pool: PgPool) {
+    let w = world(pool).await;
+    let mut ev = event("webhook-text-message.json");
+    ev["requestContext"]["http"]["method"] = "PUT".into();
+    assert_eq!(w.call(request(&ev)).await.0, 405);
+    assert_eq!(w.drain().await.len(), 0);
+}
+
+/// Transactions committed in the test database, read after the pool's one connection has
+/// flushed its statistics (PostgreSQL flushes a backend's counters at most once a second).
+async fn committed(pool: &PgPool) -> i64 {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sqlx::query("select 1").execute(pool).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("select pg_stat_force_next_flush()")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("select pg_stat_clear_snapshot()")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "select xact_commit from pg_stat_database where datname = current_database()",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap()
+}
+
+/// A body with `n` distinct business numbers, each with one message.
+fn many_numbers(n: usize) -> Vec<u8> {
+    let mut body = String::from(r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":["#);
+    for i in 0..n {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(
+            r#"{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"1","phone_number_id":"{}"}}}}}}"#,
+            200_000_000_000u64 + i as u64
+        ));
+    }
+    body.push_str("]}]}");
+    body.into_bytes()
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_forged_delivery_with_thousands_of_numbers_costs_the_database_almost_nothing(
+    pool: PgPool,
+) {
+    // One connection, so every statement the webhook makes is counted by one backend.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let w = world(pool.clone()).await;
+    let body = many_numbers(25_000);
+    assert!(body.len() < alphadome::ingress::MAX_BODY_BYTES);
+    let forged = alphadome::webhook::sign(b"not-the-app-secret", &body);
+
+    // No tenant has its own app secret: at most the one cached yes/no question.
+    let before = committed(&pool).await;
+    assert_eq!(w.call(post(&body, Some(&forged))).await.0, 401);
+    let after = committed(&pool).await;
+    assert!(
+        after - before <= 3,
+        "{} transactions for a forged delivery",
+        after - before
+    );
+
+    // With a tenant on its own Meta app, still only a handful of numbers are looked up.
+    w.store
+        .set_tenant_secret(
+            &w.keys,
+            w.salon.id,
+            alphadome::crypto::SecretColumn::MetaAppSecret,
+            &SecretString::from("salon-own-meta-app-secret".to_owned()),
+        )
+        .await
+        .unwrap();
+    w.ingress.forget_routes();
+    let before = committed(&pool).await;
+    assert_eq!(w.call(post(&body, Some(&forged))).await.0, 401);
+    let small = many_numbers(3);
+    let forged_small = alphadome::webhook::sign(b"not-the-app-secret", &small);
+    assert_eq!(w.call(post(&small, Some(&forged_small))).await.0, 401);
+    let after = committed(&pool).await;
+    assert!(
+        after - before <= 2 + 3 + alphadome::ingress::MAX_UNVERIFIED_NUMBERS as i64,
+        "{} transactions for forged deliveries",
+        after - before
+    );
+    // A malformed header never reaches the database.
+    let before = committed(&pool).await;
+    assert_eq!(w.call(post(&body, Some("sha256=zz"))).await.0, 401);
+    let after = committed(&pool).await;
+    assert!(after - before <= 2, "{} transactions", after - before);
+    assert_eq!(w.drain().await.len(), 0);
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn nul_characters_and_cut_off_emoji_are_cleaned_so_the_message_is_still_answered(
+    pool: PgPool,
+) {
+    let w = world(pool).await;
+    let raw = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"1","phone_number_id":"{KASSANGAS}"}},"contacts":[{{"profile":{{"name":"Wan\u0000jiku"}},"wa_id":"254711000111"}}],"messages":[{{"from":"254711000111","id":"wamid.nul","timestamp":"1795928400","type":"text","text":{{"body":"hours?\u0000 \ud83d"}}}}]}}}}]}}]}}"#
+    );
+    let body = raw.into_bytes();
+    assert_eq!(w.call(signed(&body)).await.0, 200);
+    let jobs = w.drain().await;
+    assert_eq!(jobs.len(), 1);
+    match &jobs[0].job.kind {
+        JobKind::Message(m) => {
+            assert_eq!(m.text.as_deref(), Some("hours? \u{fffd}"));
+            assert_eq!(m.profile_name.as_deref(), Some("Wanjiku"));
+        }
+        other => panic!("{other:?}"),
+    }
+}

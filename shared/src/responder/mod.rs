@@ -174,6 +174,14 @@ impl Responder {
         &self.store
     }
 
+    /// The same responder sending through another outbox.
+    pub fn with_outbox(&self, outbox: Outbox) -> Self {
+        Self {
+            outbox,
+            ..self.clone()
+        }
+    }
+
     /// The same responder with an empty context cache (after settings changed elsewhere).
     pub fn with_fresh_cache(&self) -> Self {
         Self {

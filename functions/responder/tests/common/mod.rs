@@ -28,6 +28,7 @@ pub const OWNER: &str = "254702245555";
 
 pub struct World {
     pub responder: Responder,
+    pub keys: KeyProvider,
     pub store: Store,
     pub pool: PgPool,
     pub graph: MockServer,
@@ -172,7 +173,7 @@ pub async fn world_on(store: Store, pool: PgPool, options: ResponderOptions) -> 
     let openai = MockServer::start().await;
     let responder = Responder::new(
         store.clone(),
-        keys,
+        keys.clone(),
         Outbox::Graph(WhatsAppClient::new(graph.uri(), Duration::from_secs(2))),
         // Room for the three attempts within the deadline (500 ms each with the default world).
         OpenAiClient::new(openai.uri(), options.ai_deadline / 3),
@@ -181,6 +182,7 @@ pub async fn world_on(store: Store, pool: PgPool, options: ResponderOptions) -> 
     );
     World {
         responder,
+        keys,
         store,
         pool,
         graph,
