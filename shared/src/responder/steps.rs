@@ -12,6 +12,13 @@ use super::{Outbox, Outcome, Responder, Retry, TenantContext};
 use crate::domain::TenantId;
 use crate::store::{BeginInbound, MarkSent, RecordReplies, RecordedReply, SendResult, TenantProblem};
 
+/// Where one claimed message stands after planning.
+enum Planned {
+    NotClaimed,
+    Plan(Plan),
+    Panicked,
+}
+
 /// A step the database refused for a reason that lies in the messages themselves (a value
 /// it cannot store, a row a policy refuses): retrying the same batch would fail again.
 #[derive(Debug)]
@@ -195,21 +202,51 @@ impl Responder {
         };
 
         // Decide; the AI, when asked, answers several customers at once.
-        let plans: Vec<Option<Plan>> =
+        // A panic while planning one message fails that message only.
+        let planned: Vec<Planned> =
             futures_util::future::join_all(messages.iter().zip(&begins).map(|(msg, begin)| {
                 async move {
-                    match begin.claimed {
-                        true => Some(
-                            self.plan(ctx, msg, begin)
-                                .instrument(msg.span.clone())
-                                .await,
-                        ),
-                        false => None,
+                    if !begin.claimed {
+                        return Planned::NotClaimed;
+                    }
+                    match AssertUnwindSafe(self.plan(ctx, msg, begin).instrument(msg.span.clone()))
+                        .catch_unwind()
+                        .await
+                    {
+                        Ok(plan) => Planned::Plan(plan),
+                        Err(_) => {
+                            let _in_job = msg.span.enter();
+                            tracing::error!("the responder panicked while deciding this message");
+                            Planned::Panicked
+                        }
                     }
                 }
                 .boxed()
             }))
             .await;
+        let panicked: Vec<&Incoming<'_>> = messages
+            .iter()
+            .zip(&planned)
+            .filter(|(_, p)| matches!(p, Planned::Panicked))
+            .map(|(m, _)| m)
+            .collect();
+        if !panicked.is_empty() {
+            let ids: Vec<&str> = panicked.iter().map(|m| m.m.wa_message_id.as_str()).collect();
+            if let Err(e) = self.store.release_claims(tenant, &ids).await {
+                tracing::warn!(error = %format!("{e:#}"), "could not release claims; they expire with their lease");
+            }
+        }
+        let plans: Vec<Option<Plan>> = planned
+            .into_iter()
+            .map(|p| match p {
+                Planned::Plan(plan) => Some(plan),
+                _ => None,
+            })
+            .collect();
+        let panicked: Vec<bool> = messages
+            .iter()
+            .map(|m| panicked.iter().any(|p| std::ptr::eq(*p, m)))
+            .collect();
         let records: Vec<RecordReplies<'_>> = messages
             .iter()
             .zip(&begins)
@@ -235,8 +272,10 @@ impl Responder {
                 }
                 return Ok(plans
                     .iter()
-                    .map(|plan| match plan {
+                    .zip(&panicked)
+                    .map(|(plan, &panicked)| match plan {
                         Some(_) => Err(e.clone()),
+                        None if panicked => Err(Retry("the responder panicked".into())),
                         None => Ok(Outcome::Duplicate),
                     })
                     .collect());
@@ -245,7 +284,9 @@ impl Responder {
         let mut recorded = recorded.into_iter();
         let steps: Vec<Step> = plans
             .into_iter()
-            .map(|plan| match plan {
+            .zip(&panicked)
+            .map(|(plan, &panicked)| match plan {
+                None if panicked => Step::Done(Err(Retry("the responder panicked".into()))),
                 None => Step::Done(Ok(Outcome::Duplicate)),
                 Some(Plan {
                     silent: Some(why), ..
@@ -272,10 +313,23 @@ impl Responder {
                 let token = token.as_ref();
                 async move {
                     match step {
+                        // A panic while sending fails this message only. Its replies stay
+                        // `pending` (one may have gone out), so the redelivery sends none twice.
                         Step::Send(plan, recorded) => Some(
-                            self.send_replies(ctx, token, msg, &plan.replies, recorded)
-                                .instrument(msg.span.clone())
-                                .await,
+                            AssertUnwindSafe(
+                                self.send_replies(ctx, token, msg, &plan.replies, recorded)
+                                    .instrument(msg.span.clone()),
+                            )
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|_| {
+                                let _in_job = msg.span.enter();
+                                tracing::error!("the responder panicked while sending to this customer");
+                                Delivery {
+                                    retry: Some("the responder panicked".into()),
+                                    ..Delivery::default()
+                                }
+                            }),
                         ),
                         Step::Done(_) => None,
                     }
