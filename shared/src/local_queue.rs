@@ -413,4 +413,35 @@ mod tests {
         );
         assert_eq!(queue.processed(), 4, "the rest was done, nothing lost");
     }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_costs_a_retry_not_the_worker_and_the_conversation_goes_on() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = calls.clone();
+        // Panics on its first call only.
+        let handler: Handler = Arc::new(move |jobs: Vec<Job>| {
+            let first = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            Box::pin(async move {
+                if first {
+                    panic!("injected fault");
+                }
+                jobs.iter().map(|_| Handled::Done).collect()
+            })
+        });
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            first_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(40),
+        };
+        // One worker: if the panic killed it, nothing would ever drain.
+        let queue = LocalQueue::start(handler, 1, 10, policy);
+        queue.push(job("254700000001", 0)).unwrap();
+        queue.push(job("254700000001", 1)).unwrap();
+        queue.push(job("254700000002", 0)).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), queue.wait_idle())
+            .await
+            .expect("the worker survived and the queue drained");
+        assert_eq!(queue.processed(), 3);
+        assert!(queue.parked().is_empty(), "retried, then done");
+    }
 }
