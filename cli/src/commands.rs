@@ -94,6 +94,16 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let ctx = Ctx::open().await?;
             let tenant = ctx.store.find_tenant(&args.tenant).await?;
             let prompt = read_prompt(&args.system_prompt_file)?;
+            if let Some(model) = args.model.as_deref() {
+                let limits = alphadome::responder::policy::AiLimits::for_settings(&ctx.settings);
+                if !limits.allows(model, &ctx.settings.openai_model) {
+                    anyhow::bail!(
+                        "model `{model}` is not on the platform's allowlist ({}, {}); set OPENAI_ALLOWED_MODELS to allow it",
+                        ctx.settings.openai_model,
+                        limits.allowed_models.join(", ")
+                    );
+                }
+            }
             let id = ctx
                 .store
                 .set_template(

@@ -140,14 +140,10 @@ impl App {
 
     /// The responder's tunables from the settings.
     pub fn responder_options(&self) -> ResponderOptions {
-        let mut ai_limits = crate::responder::policy::AiLimits::default();
-        if let Some(models) = &self.settings.openai_allowed_models {
-            ai_limits.allowed_models = models.clone();
-        }
         ResponderOptions {
             default_model: self.settings.openai_model.clone(),
             context_ttl: self.settings.tenant_cache_ttl,
-            ai_limits,
+            ai_limits: crate::responder::policy::AiLimits::for_settings(&self.settings),
             ..Default::default()
         }
     }

@@ -268,10 +268,24 @@ impl Default for AiLimits {
 }
 
 impl AiLimits {
+    /// The limits of this deployment (`OPENAI_ALLOWED_MODELS` replaces the built-in list).
+    pub fn for_settings(settings: &crate::config::Settings) -> Self {
+        let mut limits = Self::default();
+        if let Some(models) = &settings.openai_allowed_models {
+            limits.allowed_models = models.clone();
+        }
+        limits
+    }
+
+    /// Whether a template may name `model` (the deployment's default always may).
+    pub fn allows(&self, model: &str, default: &str) -> bool {
+        model == default || self.allowed_models.iter().any(|a| a == model)
+    }
+
     /// The model to call: the template's when the platform allows it, else the default.
     pub fn model_for<'a>(&self, wanted: Option<&'a str>, default: &'a str) -> &'a str {
         match wanted.map(str::trim).filter(|m| !m.is_empty()) {
-            Some(m) if m == default || self.allowed_models.iter().any(|a| a == m) => m,
+            Some(m) if self.allows(m, default) => m,
             Some(_) => {
                 tracing::warn!("the template names a model outside the platform's allowlist; using the default");
                 default
