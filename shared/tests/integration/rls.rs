@@ -6,7 +6,7 @@ use alphadome::store::Store;
 use sqlx::{PgPool, Postgres, Transaction};
 
 /// Opens a transaction as Supabase's `authenticated` role with the given JWT claims.
-async fn as_admin(pool: &PgPool, claims: serde_json::Value) -> Transaction<'static, Postgres> {
+pub async fn as_admin(pool: &PgPool, claims: serde_json::Value) -> Transaction<'static, Postgres> {
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("select set_config('request.jwt.claims', $1, true)")
         .bind(claims.to_string())
