@@ -455,7 +455,9 @@ async fn lock_secrets(
         *slot = row.try_get(column.as_str()).context("reading a secret")?;
     }
     Ok(LockedSecrets {
-        key_version: row.try_get("key_version").context("reading the key version")?,
+        key_version: row
+            .try_get("key_version")
+            .context("reading the key version")?,
         sealed,
     })
 }
