@@ -519,9 +519,7 @@ async fn a_function_transaction_cannot_write_under_another_brand(pool: PgPool) {
             s.b.brand_id
         ),
         // The pipeline itself tags rows with the (forged) setting: refused as well.
-        format!(
-            "select alphadome.claim_inbound('{{\"wa_message_id\": \"wamid.forged\", \"phone\": \"254711555667\", \"message_type\": \"text\"}}'::jsonb, interval '2 minutes', 6)"
-        ),
+        "select alphadome.claim_inbound('{\"wa_message_id\": \"wamid.forged\", \"phone\": \"254711555667\", \"message_type\": \"text\"}'::jsonb, interval '2 minutes', 6)".to_owned(),
     ] {
         let mut tx = store.begin_for_tenant(s.a.id).await.unwrap();
         sqlx::query(&forge).execute(&mut *tx).await.unwrap();
