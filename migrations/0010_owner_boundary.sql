@@ -158,6 +158,14 @@ grant select on public.conversations, public.users, public.subscriptions to auth
 -- An owner sees its own brand's name.
 grant select (id, name) on public.brands to authenticated;
 
+-- The functions' role (and the operator's commands that act for one tenant) update only what
+-- those paths write: activation, the token-refresh flag, the sealed columns and their key
+-- version. Routing, the brand and the tenant's identity are the operator's, as table owner.
+revoke update on alphadome.bot_tenants from alphadome_app;
+grant update (is_active, needs_token_refresh, whatsapp_access_token, ai_api_key, meta_app_secret,
+              key_version)
+    on alphadome.bot_tenants to alphadome_app;
+
 ---------------------------------------------------------------------------------------------
 -- Enable and FORCE row-level security on every table of the alphadome schema and on the
 -- public tables that hold tenants' data, and give the operator its explicit path to each.

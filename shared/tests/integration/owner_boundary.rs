@@ -883,3 +883,34 @@ async fn an_older_permissive_policy_on_the_live_tables_cannot_widen_an_owners_re
         assert_eq!(n, 0, "{table}");
     }
 }
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_function_transaction_cannot_reroute_or_rebrand_its_own_tenant(pool: PgPool) {
+    let s = seed_every_table(&pool).await;
+    let store = Store::from_pool(pool.clone());
+    for set in [
+        "whatsapp_phone_number_id = '100000000099'".to_owned(),
+        "client_phone = '254733000999'".to_owned(),
+        format!("brand_id = '{}'", s.b.brand_id),
+    ] {
+        let mut tx = store.begin_for_tenant(s.a.id).await.unwrap();
+        let moved = sqlx::query(&format!(
+            "update alphadome.bot_tenants set {set} where id = '{}'",
+            s.a.id
+        ))
+        .execute(&mut *tx)
+        .await;
+        assert!(refused(&moved), "{set}: {moved:?}");
+    }
+    // What the functions' and the CLI's tenant paths do write still works.
+    store.set_tenant_active(s.a.id, false).await.unwrap();
+    store
+        .set_tenant_secret(
+            &local_keys(),
+            s.b.id,
+            SecretColumn::AiApiKey,
+            &secret("sk-new"),
+        )
+        .await
+        .unwrap();
+}
