@@ -165,6 +165,21 @@ revoke update on alphadome.bot_tenants from alphadome_app;
 grant update (is_active, needs_token_refresh, whatsapp_access_token, ai_api_key, meta_app_secret,
               key_version)
     on alphadome.bot_tenants to alphadome_app;
+-- Revoking the table privilege also revoked any column grant made by a later migration that
+-- ran first on this database (0011's `attention` flag): give those back where they exist.
+do $$
+declare
+    c text;
+begin
+    foreach c in array array['attention', 'attention_at'] loop
+        if exists (select 1 from information_schema.columns
+                   where table_schema = 'alphadome' and table_name = 'bot_tenants'
+                     and column_name = c) then
+            execute format('grant update (%I) on alphadome.bot_tenants to alphadome_app', c);
+        end if;
+    end loop;
+end
+$$;
 
 ---------------------------------------------------------------------------------------------
 -- Enable and FORCE row-level security on every table of the alphadome schema and on the
