@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{conflict_or, Store, StoreError};
-use crate::crypto::{KeyRing, SecretColumn};
+use crate::crypto::{envelope_version, DataKey, KeyRing, SecretColumn};
 use crate::domain::{BrandId, PhoneNumber, PhoneNumberId, TenantId};
 use crate::keys::KeyProvider;
 
@@ -326,7 +326,10 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces one of a tenant's secrets (sealed under its current key).
+    /// Replaces one of a tenant's secrets, sealed under the tenant's current key.
+    ///
+    /// Runs under the tenant row's lock like a rotation (see [`Store::rotate_tenant_key`]), so
+    /// it never seals under a version a concurrent `rotate-key --retire-old` is removing.
     pub async fn set_tenant_secret(
         &self,
         keys: &KeyProvider,
@@ -334,27 +337,19 @@ impl Store {
         column: SecretColumn,
         value: &SecretString,
     ) -> Result<(), StoreError> {
-        let ring = keys.ensure_ring(tenant_id).await?;
-        let sealed = ring.encrypt(column, value);
         let mut tx = self.begin_for_tenant(tenant_id).await?;
+        let locked = lock_secrets(&mut tx, tenant_id).await?;
+        // Read past the cache, under the lock: every writer of the ring holds this lock too.
+        let ring = keys.ensure_ring(tenant_id).await?;
+        let mut sealed = reseal(&ring, &ring, &locked, Some(column))?;
+        sealed[column_index(column)] = Some(ring.encrypt(column, value));
         // The column name comes from our own enum, never from input.
-        let extra = if column == SecretColumn::WhatsappAccessToken {
+        let refresh = if column == SecretColumn::WhatsappAccessToken {
             ", needs_token_refresh = false"
         } else {
             ""
         };
-        let sql = format!(
-            "update alphadome.bot_tenants set {} = $2, key_version = $3{extra} where id = $1",
-            column.as_str()
-        );
-        sqlx::query(&sql)
-            .persistent(false)
-            .bind(tenant_id)
-            .bind(sealed)
-            .bind(ring.current as i32)
-            .execute(&mut *tx)
-            .await
-            .context("storing the secret")?;
+        store_sealed(&mut tx, tenant_id, &locked, &sealed, ring.current, refresh).await?;
         tx.commit().await.context("committing")?;
         Ok(())
     }
@@ -362,66 +357,172 @@ impl Store {
     /// Rotates a tenant's data key: a new key version is stored first (old versions stay, so
     /// every reader can still open every row), then each secret is re-sealed under it in one
     /// transaction. With `retire_old`, versions no row uses any more are then removed.
+    ///
+    /// Compare-and-swap against concurrent rotations and `set-secret`: the tenant row is locked
+    /// (`for update`) before the key ring is read, the ring changes only while that lock is
+    /// held, the sealed columns are re-read inside the transaction and written back only where
+    /// `key_version` is still the one read. Retiring happens after the re-seal committed, in a
+    /// second locked transaction that keeps every version a sealed column still uses.
     pub async fn rotate_tenant_key(
         &self,
         keys: &KeyProvider,
         tenant_id: TenantId,
         retire_old: bool,
     ) -> Result<u32, StoreError> {
-        let mut ring: KeyRing = keys.ensure_ring(tenant_id).await?;
-        let old_ring = ring.clone();
-        let version = ring.rotate();
-        keys.save(&ring).await?;
-
         let mut tx = self.begin_for_tenant(tenant_id).await?;
-        let row = sqlx::query(
-            "select whatsapp_access_token, ai_api_key, meta_app_secret
-               from alphadome.bot_tenants where id = $1 for update",
-        )
-        .persistent(false)
-        .bind(tenant_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .context("reading the tenant's secrets")?
-        .ok_or_else(|| StoreError::NotFound(format!("no tenant {tenant_id}")))?;
-        let mut resealed: Vec<Option<String>> = Vec::with_capacity(3);
-        for column in [
-            SecretColumn::WhatsappAccessToken,
-            SecretColumn::AiApiKey,
-            SecretColumn::MetaAppSecret,
-        ] {
-            let current: Option<String> =
-                row.try_get(column.as_str()).context("reading a secret")?;
-            resealed.push(match current {
-                Some(env) => {
-                    let plain = old_ring.decrypt(column, &env).with_context(|| {
-                        format!("opening {} for re-encryption", column.as_str())
-                    })?;
-                    Some(ring.encrypt(column, &plain))
-                }
-                None => None,
-            });
-        }
-        sqlx::query(
-            "update alphadome.bot_tenants
-                set whatsapp_access_token = $2, ai_api_key = $3, meta_app_secret = $4, key_version = $5
-              where id = $1",
-        )
-        .persistent(false)
-        .bind(tenant_id)
-        .bind(&resealed[0])
-        .bind(&resealed[1])
-        .bind(&resealed[2])
-        .bind(version as i32)
-        .execute(&mut *tx)
-        .await
-        .context("storing re-sealed secrets")?;
+        let locked = lock_secrets(&mut tx, tenant_id).await?;
+        let old_ring: KeyRing = keys.ensure_ring(tenant_id).await?;
+        let mut ring = old_ring.clone();
+        let version = ring.rotate();
+        // Saved before the re-seal commits: if the commit fails, the ring only has one unused
+        // version more, and every stored ciphertext still opens.
+        keys.save(&ring).await?;
+        let sealed = reseal(&old_ring, &ring, &locked, None)?;
+        store_sealed(&mut tx, tenant_id, &locked, &sealed, version, "").await?;
         tx.commit().await.context("committing the rotation")?;
 
         if retire_old {
-            ring.retire_old_versions();
-            keys.save(&ring).await?;
+            self.retire_unused_key_versions(keys, tenant_id).await?;
         }
         Ok(version)
     }
+
+    /// Removes from the tenant's ring every version that neither is current nor seals one of
+    /// its columns, under the tenant row's lock.
+    async fn retire_unused_key_versions(
+        &self,
+        keys: &KeyProvider,
+        tenant_id: TenantId,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_for_tenant(tenant_id).await?;
+        let locked = lock_secrets(&mut tx, tenant_id).await?;
+        let ring = keys.ensure_ring(tenant_id).await?;
+        let mut in_use = vec![ring.current];
+        for env in locked.sealed.iter().flatten() {
+            in_use.push(envelope_version(env).context("reading a sealed column's key version")?);
+        }
+        let kept: std::collections::BTreeMap<u32, DataKey> = ring
+            .versions()
+            .filter(|(v, _)| in_use.contains(v))
+            .map(|(v, k)| (v, k.clone()))
+            .collect();
+        if kept.len() < ring.versions().count() {
+            let retired = KeyRing::from_parts(tenant_id, ring.current, kept)
+                .context("building the retired ring")?;
+            keys.save(&retired).await?;
+        }
+        tx.commit().await.context("committing")?;
+        Ok(())
+    }
+}
+
+/// The tenant's sealed columns (in [`SECRET_COLUMNS`] order) and key version, read with the
+/// row locked until the transaction ends.
+struct LockedSecrets {
+    key_version: i32,
+    sealed: [Option<String>; 3],
+}
+
+const SECRET_COLUMNS: [SecretColumn; 3] = [
+    SecretColumn::WhatsappAccessToken,
+    SecretColumn::AiApiKey,
+    SecretColumn::MetaAppSecret,
+];
+
+fn column_index(column: SecretColumn) -> usize {
+    SECRET_COLUMNS
+        .iter()
+        .position(|c| *c == column)
+        .expect("every secret column is listed")
+}
+
+async fn lock_secrets(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    tenant_id: TenantId,
+) -> Result<LockedSecrets, StoreError> {
+    let row = sqlx::query(
+        "select key_version, whatsapp_access_token, ai_api_key, meta_app_secret
+           from alphadome.bot_tenants where id = $1 for update",
+    )
+    .persistent(false)
+    .bind(tenant_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .context("locking the tenant's secrets")?
+    .ok_or_else(|| StoreError::NotFound(format!("no tenant {tenant_id}")))?;
+    let mut sealed: [Option<String>; 3] = Default::default();
+    for (slot, column) in sealed.iter_mut().zip(SECRET_COLUMNS) {
+        *slot = row.try_get(column.as_str()).context("reading a secret")?;
+    }
+    Ok(LockedSecrets {
+        key_version: row
+            .try_get("key_version")
+            .context("reading the key version")?,
+        sealed,
+    })
+}
+
+/// Every sealed column under `to`'s current key: opened with `from` and sealed again where it
+/// is under another version, kept as it is otherwise. `replacing` is about to be overwritten,
+/// so it is neither opened nor required to open (replacing a broken secret must work).
+fn reseal(
+    from: &KeyRing,
+    to: &KeyRing,
+    locked: &LockedSecrets,
+    replacing: Option<SecretColumn>,
+) -> Result<[Option<String>; 3], StoreError> {
+    let mut out: [Option<String>; 3] = Default::default();
+    for ((slot, column), current) in out.iter_mut().zip(SECRET_COLUMNS).zip(&locked.sealed) {
+        *slot = match current {
+            _ if replacing == Some(column) => None,
+            Some(env) if envelope_version(env).ok() == Some(to.current) => Some(env.clone()),
+            Some(env) => match from.decrypt(column, env) {
+                Ok(plain) => Some(to.encrypt(column, &plain)),
+                // Replacing one secret must not depend on another one being readable: an
+                // envelope that does not open stays as it is (its version is kept on retiring).
+                Err(_) if replacing.is_some() => Some(env.clone()),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("opening {} for re-encryption", column.as_str()))
+                        .into())
+                }
+            },
+            None => None,
+        };
+    }
+    Ok(out)
+}
+
+/// Writes the sealed columns and their key version, only if `key_version` is still the one
+/// read under the lock (compare-and-swap; the lock makes a mismatch a bug, not a race).
+async fn store_sealed(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    tenant_id: TenantId,
+    locked: &LockedSecrets,
+    sealed: &[Option<String>; 3],
+    version: u32,
+    extra: &str,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "update alphadome.bot_tenants
+            set whatsapp_access_token = $2, ai_api_key = $3, meta_app_secret = $4, key_version = $5{extra}
+          where id = $1 and key_version = $6"
+    );
+    let done = sqlx::query(&sql)
+        .persistent(false)
+        .bind(tenant_id)
+        .bind(&sealed[0])
+        .bind(&sealed[1])
+        .bind(&sealed[2])
+        .bind(version as i32)
+        .bind(locked.key_version)
+        .execute(&mut **tx)
+        .await
+        .context("storing sealed secrets")?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "tenant {tenant_id}: its key version changed while its secrets were re-sealed; nothing was stored, run the command again"
+        )));
+    }
+    Ok(())
 }

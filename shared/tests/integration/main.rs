@@ -5,6 +5,7 @@
 mod helpers;
 mod keys;
 mod migrations;
+mod owner_boundary;
 mod pgbouncer;
 mod rls;
 mod store;
