@@ -61,7 +61,17 @@ fn print<T: Serialize>(
 
 fn describe_tenant(t: &TenantSummary) -> String {
     let yes = |b: bool| if b { "yes" } else { "no" };
-    format!(
+    let attention = match &t.attention {
+        Some(problem) => format!(
+            "\n  ATTENTION:          {problem} since {} ({})",
+            t.attention_at
+                .map(|a| a.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default(),
+            alphadome::store::TenantProblem::advice(problem)
+        ),
+        None => String::new(),
+    };
+    let described = format!(
         "{name}\n  id:                 {id}\n  brand:              {brand}\n  phone_number_id:    {pnid}\n  client phone:       {phone}\n  active:             {active}\n  bot enabled:        {bot}\n  ai enabled:         {ai}\n  max replies/hour:   {max}\n  whatsapp token:     {tok}{refresh}\n  own ai key:         {aik}\n  own meta app:       {app}\n  key version:        {kv}\n  knowledge entries:  {faq}",
         name = t.client_name,
         id = t.id,
@@ -78,7 +88,8 @@ fn describe_tenant(t: &TenantSummary) -> String {
         app = if t.has_app_secret { "yes" } else { "no (platform app)" },
         kv = t.key_version,
         faq = t.faq_entries,
-    )
+    );
+    described + &attention
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -165,10 +176,15 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     _ => String::new(),
                 };
                 let stopped = match a.stopped_by {
-                    Some(rule) => format!("\nstopped:  {rule} (right now the assistant would stay silent)"),
+                    Some(rule) => {
+                        format!("\nstopped:  {rule} (right now the assistant would stay silent)")
+                    }
                     None => String::new(),
                 };
-                format!("source:   {}{matched}\nreply:    {}{stopped}", a.source, a.reply)
+                format!(
+                    "source:   {}{matched}\nreply:    {}{stopped}",
+                    a.source, a.reply
+                )
             })
         }
         Command::Serve(args) => serve(args).await,
@@ -278,8 +294,13 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
                     "id", "phone_number_id", "active", "entries", "name"
                 );
                 for t in ts {
+                    let flag = match (&t.attention, t.needs_token_refresh) {
+                        (Some(problem), _) => format!("  [ATTENTION: {problem}]"),
+                        (None, true) => "  [ATTENTION: token expired]".to_owned(),
+                        (None, false) => String::new(),
+                    };
                     s.push_str(&format!(
-                        "{:<36}  {:<18}  {:<6}  {:>7}  {}\n",
+                        "{:<36}  {:<18}  {:<6}  {:>7}  {}{flag}\n",
                         t.id,
                         t.phone_number_id,
                         if t.is_active { "yes" } else { "no" },

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use alphadome::config::{PlatformSecrets, Settings};
 use alphadome::app::App;
+use alphadome::config::{PlatformSecrets, Settings};
 use alphadome::keys::{KeyBackend, KeyProvider};
 use alphadome::local_queue::RetryPolicy;
 use alphadome::store::Store;

@@ -250,7 +250,11 @@ impl Ingress {
         if !platform_ok
             && (numbers.len() > MAX_UNVERIFIED_NUMBERS || !self.any_tenant_app_secret().await?)
         {
-            tracing::warn!(reason = "mismatch", numbers = numbers.len(), "signature refused");
+            tracing::warn!(
+                reason = "mismatch",
+                numbers = numbers.len(),
+                "signature refused"
+            );
             return Err(WebhookError::InvalidSignature);
         }
 

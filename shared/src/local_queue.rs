@@ -166,15 +166,18 @@ impl LocalQueue {
         {
             Ok(results) => results,
             Err(_) => {
-                tracing::error!(jobs = heads.len(), "the job handler panicked; its jobs will be retried");
+                tracing::error!(
+                    jobs = heads.len(),
+                    "the job handler panicked; its jobs will be retried"
+                );
                 Vec::new()
             }
         };
         let mut results = results.into_iter();
         for (group, job, attempts) in heads {
-            let result = results
-                .next()
-                .unwrap_or_else(|| Handled::Retry("the handler returned no result (or panicked)".into()));
+            let result = results.next().unwrap_or_else(|| {
+                Handled::Retry("the handler returned no result (or panicked)".into())
+            });
             match result {
                 Handled::Done => self.finish_head(&group, None),
                 Handled::Retry(reason) => {

@@ -57,10 +57,34 @@ async fn a_panic_fails_only_the_record_that_caused_it_and_the_rest_of_the_batch_
     let sent = Arc::new(AtomicUsize::new(0));
     let responder = w.responder.with_outbox(panicking_outbox(sent.clone()));
     let jobs = [
-        message_from(&w.a, A_PNID, "wamid.p1", "Can I pay with M-Pesa?", "254711000101"),
-        message_from(&w.a, A_PNID, "wamid.p2", "Can I pay with M-Pesa?", PANIC_CUSTOMER),
-        message_from(&w.a, A_PNID, "wamid.p3", "What are your opening hours?", "254711000103"),
-        message_from(&w.b, B_PNID, "wamid.p4", "Do you do braids?", "254711000104"),
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.p1",
+            "Can I pay with M-Pesa?",
+            "254711000101",
+        ),
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.p2",
+            "Can I pay with M-Pesa?",
+            PANIC_CUSTOMER,
+        ),
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.p3",
+            "What are your opening hours?",
+            "254711000103",
+        ),
+        message_from(
+            &w.b,
+            B_PNID,
+            "wamid.p4",
+            "Do you do braids?",
+            "254711000104",
+        ),
     ];
     let resp = responder::handle(
         &responder,
@@ -73,8 +97,16 @@ async fn a_panic_fails_only_the_record_that_caused_it_and_the_rest_of_the_batch_
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
-    assert_eq!(failed, vec!["m2"], "only the panicking record is redelivered");
-    assert_eq!(sent.load(Ordering::SeqCst), 3, "the other three were answered");
+    assert_eq!(
+        failed,
+        vec!["m2"],
+        "only the panicking record is redelivered"
+    );
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        3,
+        "the other three were answered"
+    );
     for wamid in ["wamid.p1", "wamid.p3", "wamid.p4"] {
         assert_eq!(
             inbound_status(&w.pool, wamid).await.0.as_deref(),
@@ -108,9 +140,27 @@ async fn a_message_the_database_refuses_fails_alone_and_the_other_customers_are_
     // A NUL reaches the responder only from a job written before ingress removed it; the
     // database cannot store it.
     let jobs = [
-        message_from(&w.a, A_PNID, "wamid.n1", "Can I pay with M-Pesa?", "254711000201"),
-        message_from(&w.a, A_PNID, "wamid.n2", "Can I pay\0 with M-Pesa?", "254711000202"),
-        message_from(&w.a, A_PNID, "wamid.n3", "What are your opening hours?", "254711000203"),
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.n1",
+            "Can I pay with M-Pesa?",
+            "254711000201",
+        ),
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.n2",
+            "Can I pay\0 with M-Pesa?",
+            "254711000202",
+        ),
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.n3",
+            "What are your opening hours?",
+            "254711000203",
+        ),
     ];
     let results = w.responder.handle_jobs(&jobs).await;
     assert_eq!(results[0].as_ref().unwrap(), &Outcome::Replied(vec!["faq"]));
@@ -124,9 +174,7 @@ async fn a_message_the_database_refuses_fails_alone_and_the_other_customers_are_
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
-async fn a_token_no_key_opens_fails_for_good_and_flags_the_tenant_for_the_operator(
-    pool: PgPool,
-) {
+async fn a_token_no_key_opens_fails_for_good_and_flags_the_tenant_for_the_operator(pool: PgPool) {
     let w = world(pool).await;
     accept_sends(&w.graph).await;
     // Tenant B's sealed token copied into A's row: bound to B, it does not open for A.
@@ -148,7 +196,10 @@ async fn a_token_no_key_opens_fails_for_good_and_flags_the_tenant_for_the_operat
         Outcome::Failed("whatsapp_token_unreadable"),
         "not an error: SQS must not redeliver it five times into the DLQ"
     );
-    assert!(sends(&w.graph).await.is_empty(), "nothing sent with a wrong token");
+    assert!(
+        sends(&w.graph).await.is_empty(),
+        "nothing sent with a wrong token"
+    );
     assert_eq!(
         attention(&w.pool, w.a.id).await.as_deref(),
         Some("whatsapp_token_unreadable")
@@ -187,11 +238,13 @@ async fn a_tenant_ai_key_that_will_not_open_hands_over_and_never_uses_the_platfo
         .mount(&w.openai)
         .await;
     // A's token ciphertext in its AI key column: the associated data differs, it cannot open.
-    sqlx::query("update alphadome.bot_tenants set ai_api_key = whatsapp_access_token where id = $1")
-        .bind(w.a.id)
-        .execute(&w.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "update alphadome.bot_tenants set ai_api_key = whatsapp_access_token where id = $1",
+    )
+    .bind(w.a.id)
+    .execute(&w.pool)
+    .await
+    .unwrap();
     let responder = w.responder.with_fresh_cache();
     let out = responder
         .handle_job(&message(
@@ -204,7 +257,11 @@ async fn a_tenant_ai_key_that_will_not_open_hands_over_and_never_uses_the_platfo
         .unwrap();
     assert_eq!(out, Outcome::Replied(vec!["fallback", "escalation"]));
     assert!(
-        w.openai.received_requests().await.unwrap_or_default().is_empty(),
+        w.openai
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty(),
         "the platform key was not used in its place"
     );
     assert_eq!(
@@ -262,13 +319,19 @@ async fn ask_runs_the_same_policy_and_says_which_rule_would_keep_the_assistant_s
     pool: PgPool,
 ) {
     let w = world(pool).await;
-    let a = w.responder.ask(w.a.id, "Can I pay with M-Pesa?").await.unwrap();
-    assert_eq!((a.source, a.stopped_by), ("faq", None));
-    sqlx::query("update alphadome.bot_control_settings set is_bot_enabled = false where bot_tenant_id = $1")
-        .bind(w.a.id)
-        .execute(&w.pool)
+    let a = w
+        .responder
+        .ask(w.a.id, "Can I pay with M-Pesa?")
         .await
         .unwrap();
+    assert_eq!((a.source, a.stopped_by), ("faq", None));
+    sqlx::query(
+        "update alphadome.bot_control_settings set is_bot_enabled = false where bot_tenant_id = $1",
+    )
+    .bind(w.a.id)
+    .execute(&w.pool)
+    .await
+    .unwrap();
     let a = w
         .responder
         .with_fresh_cache()
@@ -289,6 +352,9 @@ async fn ask_runs_the_same_policy_and_says_which_rule_would_keep_the_assistant_s
         .handle_job(&message(&w.a, A_PNID, "wamid.c1", "Hello"))
         .await
         .unwrap();
-    let a = responder.ask(w.a.id, "Can I pay with M-Pesa?").await.unwrap();
+    let a = responder
+        .ask(w.a.id, "Can I pay with M-Pesa?")
+        .await
+        .unwrap();
     assert_eq!(a.stopped_by, Some("hourly_limit"));
 }

@@ -584,7 +584,8 @@ async fn committed(pool: &PgPool) -> i64 {
 
 /// A body with `n` distinct business numbers, each with one message.
 fn many_numbers(n: usize) -> Vec<u8> {
-    let mut body = String::from(r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":["#);
+    let mut body =
+        String::from(r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":["#);
     for i in 0..n {
         if i > 0 {
             body.push(',');

@@ -12,7 +12,9 @@ use crate::domain::TenantId;
 use crate::intent::{detect_control_intent, ControlIntent};
 use crate::job::{Job, JobKind};
 use crate::openai::ChatRequest;
-use crate::store::{BeginInbound, EntryRecord, Inbound, PlannedReply, RecordReplies, TenantProblem};
+use crate::store::{
+    BeginInbound, EntryRecord, Inbound, PlannedReply, RecordReplies, TenantProblem,
+};
 use crate::webhook::InboundMessage;
 
 impl Responder {
@@ -334,7 +336,6 @@ impl Responder {
             stopped_by: stopped_by.or(plan.silent),
         })
     }
-
 }
 
 /// A message between the steps of [`Responder::handle_messages`].
@@ -400,7 +401,11 @@ impl Plan {
         });
     }
 
-    pub(super) fn record<'a>(&'a self, msg: &'a Incoming<'_>, begin: &Inbound) -> RecordReplies<'a> {
+    pub(super) fn record<'a>(
+        &'a self,
+        msg: &'a Incoming<'_>,
+        begin: &Inbound,
+    ) -> RecordReplies<'a> {
         RecordReplies {
             wa_message_id: &msg.m.wa_message_id,
             user_id: begin.user_id,
@@ -419,4 +424,3 @@ impl Plan {
         }
     }
 }
-

@@ -257,7 +257,10 @@ pub const DEFAULT_ALLOWED_MODELS: &[&str] = &["gpt-4o-mini", "gpt-4.1-mini", "gp
 impl Default for AiLimits {
     fn default() -> Self {
         Self {
-            allowed_models: DEFAULT_ALLOWED_MODELS.iter().map(|m| m.to_string()).collect(),
+            allowed_models: DEFAULT_ALLOWED_MODELS
+                .iter()
+                .map(|m| m.to_string())
+                .collect(),
             max_system_prompt_chars: 4_000,
             max_grounding_chars: 3_000,
             max_turn_chars: 500,

@@ -147,7 +147,10 @@ impl Responder {
     }
 
     /// The tenant's WhatsApp token, opened for this batch.
-    pub(super) async fn whatsapp_token(&self, ctx: &TenantContext) -> Result<SecretString, OpenError> {
+    pub(super) async fn whatsapp_token(
+        &self,
+        ctx: &TenantContext,
+    ) -> Result<SecretString, OpenError> {
         let sealed = ctx
             .record
             .tenant
@@ -237,4 +240,3 @@ impl Delivery {
         }
     }
 }
-

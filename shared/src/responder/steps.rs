@@ -10,7 +10,9 @@ use super::plan::{Incoming, Plan};
 use super::send::{Delivery, OpenError};
 use super::{Outbox, Outcome, Responder, Retry, TenantContext};
 use crate::domain::TenantId;
-use crate::store::{BeginInbound, MarkSent, RecordReplies, RecordedReply, SendResult, TenantProblem};
+use crate::store::{
+    BeginInbound, MarkSent, RecordReplies, RecordedReply, SendResult, TenantProblem,
+};
 
 /// Where one claimed message stands after planning.
 enum Planned {
@@ -99,7 +101,10 @@ impl Responder {
 
     /// Gives claimed messages back (status `retry`), so the next attempt claims them at once.
     async fn release(&self, tenant: TenantId, messages: &[Incoming<'_>]) {
-        let ids: Vec<&str> = messages.iter().map(|m| m.m.wa_message_id.as_str()).collect();
+        let ids: Vec<&str> = messages
+            .iter()
+            .map(|m| m.m.wa_message_id.as_str())
+            .collect();
         if let Err(e) = self.store.release_claims(tenant, &ids).await {
             tracing::warn!(error = %format!("{e:#}"), "could not release claims; they expire with their lease");
         }
@@ -231,7 +236,10 @@ impl Responder {
             .map(|(m, _)| m)
             .collect();
         if !panicked.is_empty() {
-            let ids: Vec<&str> = panicked.iter().map(|m| m.m.wa_message_id.as_str()).collect();
+            let ids: Vec<&str> = panicked
+                .iter()
+                .map(|m| m.m.wa_message_id.as_str())
+                .collect();
             if let Err(e) = self.store.release_claims(tenant, &ids).await {
                 tracing::warn!(error = %format!("{e:#}"), "could not release claims; they expire with their lease");
             }
@@ -324,7 +332,9 @@ impl Responder {
                             .await
                             .unwrap_or_else(|_| {
                                 let _in_job = msg.span.enter();
-                                tracing::error!("the responder panicked while sending to this customer");
+                                tracing::error!(
+                                    "the responder panicked while sending to this customer"
+                                );
                                 Delivery {
                                     retry: Some("the responder panicked".into()),
                                     ..Delivery::default()
@@ -375,7 +385,6 @@ impl Responder {
             })
             .collect())
     }
-
 }
 
 /// Where a message stands after its replies are recorded.
@@ -383,4 +392,3 @@ pub(super) enum Step {
     Done(Result<Outcome, Retry>),
     Send(Plan, Vec<RecordedReply>),
 }
-

@@ -56,7 +56,10 @@ impl StoreError {
         e.chain().any(|cause| {
             if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>() {
                 let code = db.code().unwrap_or_default();
-                code.starts_with("22") || code.starts_with("23") || code == "42501" || code == "P0001"
+                code.starts_with("22")
+                    || code.starts_with("23")
+                    || code == "42501"
+                    || code == "P0001"
             } else {
                 cause.to_string().contains("NUL character")
             }

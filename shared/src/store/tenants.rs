@@ -47,6 +47,10 @@ pub struct TenantSummary {
     pub max_messages_per_hour: Option<i32>,
     pub enable_ai_responses: Option<bool>,
     pub faq_entries: i64,
+    /// What the operator must fix (`no_whatsapp_token`, `whatsapp_token_unreadable`,
+    /// `ai_key_unreadable`), set by the responder when a job failed for good because of it.
+    pub attention: Option<String>,
+    pub attention_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What routing needs to know about the tenant that owns a business number.
@@ -68,7 +72,8 @@ const SUMMARY_SELECT: &str = r#"
            t.meta_app_secret is not null as has_app_secret,
            t.key_version, s.is_bot_enabled, s.max_messages_per_hour, s.enable_ai_responses,
            (select count(*) from alphadome.bot_training_data d
-             where d.bot_tenant_id = t.id and d.is_active) as faq_entries
+             where d.bot_tenant_id = t.id and d.is_active) as faq_entries,
+           t.attention, t.attention_at
     from alphadome.bot_tenants t
     left join alphadome.bot_control_settings s on s.bot_tenant_id = t.id
 "#;
@@ -92,6 +97,8 @@ fn summary_from_row(r: &sqlx::postgres::PgRow) -> Result<TenantSummary, sqlx::Er
         max_messages_per_hour: r.try_get("max_messages_per_hour")?,
         enable_ai_responses: r.try_get("enable_ai_responses")?,
         faq_entries: r.try_get("faq_entries")?,
+        attention: r.try_get("attention")?,
+        attention_at: r.try_get("attention_at")?,
     })
 }
 

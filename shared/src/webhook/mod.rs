@@ -17,4 +17,6 @@ pub use events::{
     WebhookEvent,
 };
 pub use payload::{DeliveryStatus, PayloadError, WebhookPayload};
-pub use signature::{check_form, sign, verify, MalformedSignature, SignatureError, SIGNATURE_HEADER};
+pub use signature::{
+    check_form, sign, verify, MalformedSignature, SignatureError, SIGNATURE_HEADER,
+};

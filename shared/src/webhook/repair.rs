@@ -78,7 +78,8 @@ mod tests {
     #[test]
     fn a_lone_high_surrogate_becomes_the_replacement_character() {
         assert_eq!(fix(r#"{"a":"hi \ud83d"}"#).unwrap(), r#"{"a":"hi \ufffd"}"#);
-        let v: serde_json::Value = serde_json::from_str(&fix(r#"{"a":"x\udc00y"}"#).unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&fix(r#"{"a":"x\udc00y"}"#).unwrap()).unwrap();
         assert_eq!(v["a"], "x\u{fffd}y");
     }
 
