@@ -618,7 +618,9 @@ async fn a_forged_delivery_with_thousands_of_numbers_costs_the_database_almost_n
     assert!(body.len() < alphadome::ingress::MAX_BODY_BYTES);
     let forged = alphadome::webhook::sign(b"not-the-app-secret", &body);
 
-    // What measuring costs by itself (its own statements are counted too).
+    // What measuring costs by itself (its own statements are counted too). PostgreSQL's
+    // statistics arrive in flushes, so a count may be off by one or two either way: the bounds
+    // below allow that much, against the 20,000 lookups an unbounded webhook makes.
     let before = committed(&pool).await;
     let overhead = committed(&pool).await - before;
 
@@ -627,7 +629,7 @@ async fn a_forged_delivery_with_thousands_of_numbers_costs_the_database_almost_n
     assert_eq!(w.call(post(&body, Some(&forged))).await.0, 401);
     let after = committed(&pool).await;
     assert!(
-        after - before - overhead <= 1,
+        after - before - overhead <= 3,
         "{} transactions for a forged delivery",
         after - before - overhead
     );
@@ -650,7 +652,7 @@ async fn a_forged_delivery_with_thousands_of_numbers_costs_the_database_almost_n
     assert_eq!(w.call(post(&small, Some(&forged_small))).await.0, 401);
     let after = committed(&pool).await;
     assert!(
-        after - before - overhead <= 1 + alphadome::ingress::MAX_UNVERIFIED_NUMBERS as i64,
+        after - before - overhead <= 3 + alphadome::ingress::MAX_UNVERIFIED_NUMBERS as i64,
         "{} transactions for forged deliveries",
         after - before - overhead
     );
@@ -659,7 +661,7 @@ async fn a_forged_delivery_with_thousands_of_numbers_costs_the_database_almost_n
     assert_eq!(w.call(post(&body, Some("sha256=zz"))).await.0, 401);
     let after = committed(&pool).await;
     assert!(
-        after - before - overhead <= 0,
+        after - before - overhead <= 2,
         "{} transactions",
         after - before - overhead
     );
