@@ -2,26 +2,22 @@
 //! database per test, the in-process queue and responder, and a wiremock server standing in
 //! for Meta's Graph API.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use alphadome::app::App;
-use alphadome::config::{PlatformSecrets, Settings};
-use alphadome::keys::{KeyBackend, KeyProvider};
 use alphadome::local_queue::RetryPolicy;
 use alphadome::store::Store;
 use alphadome_cli::demo::{ensure_business, KASSANGAS, NYOTA};
 use alphadome_cli::meta::{signature, TextMessage};
 use alphadome_cli::serve::{run_server, ServeOptions, ServeReport};
-use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const APP_SECRET: &str = "alphadome-test-app-secret";
-const VERIFY_TOKEN: &str = "alphadome-test-verify-token";
+use alphadome::testing::{
+    spawn_app, StandIns, TEST_APP_SECRET as APP_SECRET, TEST_VERIFY_TOKEN as VERIFY_TOKEN,
+};
 const CUSTOMER: &str = "254711000111";
 
 struct TestServer {
@@ -54,29 +50,20 @@ fn graph_ok() -> ResponseTemplate {
 
 /// Starts `serve` on a free port over the test database, with both demo businesses.
 async fn spawn_server(pool: PgPool, graph: MockServer, options: ServeOptions) -> TestServer {
-    let dir = std::env::temp_dir().join(format!("alphadome-serve-{}", uuid::Uuid::new_v4()));
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("WHATSAPP_API_BASE_URL", graph.uri()),
-        ("KEY_PROVIDER", "local".to_owned()),
-        ("LOCAL_KEY_DIR", dir.display().to_string()),
-    ]);
-    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let store = Store::from_pool(pool);
-    let keys = KeyProvider::new(KeyBackend::LocalDir(dir), Duration::from_secs(60));
-    for business in [&KASSANGAS, &NYOTA] {
-        ensure_business(&store, &keys, business).await.unwrap();
-    }
-    let services = App::from_parts(
-        settings,
-        PlatformSecrets {
-            meta_app_secret: Some(SecretString::from(APP_SECRET)),
-            meta_verify_token: Some(SecretString::from(VERIFY_TOKEN)),
-            openai_api_key: None,
-            database_url: None,
+    let t = spawn_app(
+        pool,
+        StandIns {
+            graph: Some(graph.uri()),
+            ..Default::default()
         },
-        store.clone(),
-        keys,
     );
+    for business in [&KASSANGAS, &NYOTA] {
+        ensure_business(t.store(), t.keys(), business)
+            .await
+            .unwrap();
+    }
+    let store = t.store().clone();
+    let services = t.app;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();

@@ -23,5 +23,7 @@ pub mod queue;
 pub mod responder;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod webhook;
 pub mod whatsapp;

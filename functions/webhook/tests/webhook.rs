@@ -1,12 +1,12 @@
 //! The webhook Lambda handler fed with API Gateway HTTP API (v2) events through lambda_http's
 //! own request parsing, over a real SQS FIFO queue (moto) and a real PostgreSQL database.
 
-use alphadome::domain::{PhoneNumber, PhoneNumberId};
+use alphadome::domain::PhoneNumberId;
 use alphadome::ingress::Ingress;
 use alphadome::job::{Job, JobKind};
-use alphadome::keys::{KeyBackend, KeyProvider};
-use alphadome::queue::JobQueue;
-use alphadome::store::{NewTenant, Store, TenantSummary};
+use alphadome::keys::KeyProvider;
+use alphadome::store::{Store, TenantSummary};
+use alphadome::testing::{moto_sdk, spawn_app, StandIns, TestApp, TestTenant};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use lambda_http::Request;
 use secrecy::SecretString;
@@ -14,8 +14,7 @@ use sqlx::PgPool;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const APP_SECRET: &str = "alphadome-test-app-secret";
-const VERIFY_TOKEN: &str = "alphadome-test-verify-token";
+use alphadome::testing::{TEST_APP_SECRET as APP_SECRET, TEST_VERIFY_TOKEN as VERIFY_TOKEN};
 const KASSANGAS: &str = "110000000001";
 const SALON: &str = "110000000002";
 /// The number of the fixtures in shared/tests/data/payloads.
@@ -67,6 +66,7 @@ fn text_payload(pnid: &str, wamid: &str, from: &str, text: &str) -> Vec<u8> {
 }
 
 struct World {
+    t: TestApp,
     ingress: Ingress,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
@@ -76,32 +76,13 @@ struct World {
     keys: KeyProvider,
 }
 
-async fn sdk() -> aws_config::SdkConfig {
-    alphadome::aws::loader()
-        .endpoint_url(
-            std::env::var("ALPHADOME_TEST_AWS_ENDPOINT")
-                .unwrap_or_else(|_| "http://127.0.0.1:5000".into()),
-        )
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .load()
-        .await
-}
-
-fn tenant(name: &str, phone: &str, pnid: &str) -> NewTenant {
-    NewTenant {
-        client_name: name.into(),
-        client_phone: PhoneNumber::parse(phone).unwrap(),
-        phone_number_id: PhoneNumberId::parse(pnid).unwrap(),
-        contact_name: None,
-        brand_id: None,
-        whatsapp_token: Some(SecretString::from(format!("EAA-{pnid}"))),
-        ai_api_key: None,
-        meta_app_secret: None,
-        escalation_phone: None,
-        max_messages_per_hour: None,
+fn business<'a>(name: &'a str, phone: &'a str, pnid: &'a str, token: &'a str) -> TestTenant<'a> {
+    TestTenant {
+        name,
+        phone,
+        phone_number_id: pnid,
+        token: Some(token),
+        ..Default::default()
     }
 }
 
@@ -109,22 +90,29 @@ async fn world(pool: PgPool) -> World {
     world_with_legacy(pool, None).await
 }
 
+/// Two businesses on the app every process builds, over a fresh SQS FIFO queue on moto.
 async fn world_with_legacy(pool: PgPool, legacy: Option<alphadome::config::LegacyRoute>) -> World {
-    let store = Store::from_pool(pool);
-    let dir = std::env::temp_dir().join(format!("alphadome-webhook-test-{}", uuid::Uuid::new_v4()));
-    let keys = KeyProvider::new(KeyBackend::LocalDir(dir), Duration::from_secs(60));
-    let kassangas = store
-        .create_tenant(
-            &keys,
-            tenant("Kassangas Music Shop", "254702245555", KASSANGAS),
-        )
-        .await
-        .unwrap();
-    let salon = store
-        .create_tenant(&keys, tenant("Nyota Salon", "254711000222", SALON))
-        .await
-        .unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let mut t = spawn_app(pool, StandIns::default()).with_sdk(moto_sdk().await);
+    if let Some(legacy) = legacy {
+        t = t.with_legacy(legacy);
+    }
+    let kassangas = t
+        .onboard(business(
+            "Kassangas Music Shop",
+            "254702245555",
+            KASSANGAS,
+            "EAA-110000000001",
+        ))
+        .await;
+    let salon = t
+        .onboard(business(
+            "Nyota Salon",
+            "254711000222",
+            SALON,
+            "EAA-110000000002",
+        ))
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&t.app.sdk);
     let queue_url = sqs
         .create_queue()
         .queue_name(format!(
@@ -138,26 +126,17 @@ async fn world_with_legacy(pool: PgPool, legacy: Option<alphadome::config::Legac
         .expect("moto on 127.0.0.1:5000: run scripts/test-services.sh")
         .queue_url
         .unwrap();
-    let ingress = Ingress::new(
-        store.clone(),
-        keys.clone(),
-        JobQueue::Sqs {
-            client: sqs.clone(),
-            url: queue_url.clone(),
-        },
-        Some(SecretString::from(APP_SECRET.to_owned())),
-        Some(SecretString::from(VERIFY_TOKEN.to_owned())),
-        legacy,
-        Duration::from_secs(60),
-    );
+    t.app.settings.reply_queue_url = Some(queue_url.clone());
+    let ingress = t.app.ingress(t.app.sqs_queue().unwrap());
     World {
+        store: t.store().clone(),
+        keys: t.keys().clone(),
+        t,
         ingress,
         sqs,
         queue_url,
         kassangas,
         salon,
-        store,
-        keys,
     }
 }
 
@@ -172,11 +151,7 @@ impl World {
     /// into this request (base64 bodies decoded), and the router answers it.
     async fn call(&self, req: Request) -> (u16, String) {
         use tower::ServiceExt as _;
-        let router = alphadome::http::router(alphadome::http::HttpState {
-            ingress: self.ingress.clone(),
-            store: self.store.clone(),
-            local_queue: None,
-        });
+        let router = self.t.app.router(self.ingress.clone(), None);
         let resp = router.oneshot(req).await.unwrap();
         let status = resp.status().as_u16();
         let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
@@ -466,18 +441,8 @@ async fn every_documented_message_type_parses_and_is_accepted(pool: PgPool) {
 async fn a_queue_failure_is_500_so_meta_retries(pool: PgPool) {
     let mut w = world(pool).await;
     let missing = format!("{}-missing.fifo", w.queue_url.trim_end_matches(".fifo"));
-    w.ingress = Ingress::new(
-        w.store.clone(),
-        w.keys.clone(),
-        JobQueue::Sqs {
-            client: w.sqs.clone(),
-            url: missing,
-        },
-        Some(SecretString::from(APP_SECRET.to_owned())),
-        None,
-        None,
-        Duration::from_secs(60),
-    );
+    w.t.app.settings.reply_queue_url = Some(missing);
+    w.ingress = w.t.app.ingress(w.t.app.sqs_queue().unwrap());
     let (status, body) = w.call(request(&event("webhook-text-message.json"))).await;
     assert_eq!(status, 500);
     assert!(
@@ -527,19 +492,9 @@ async fn the_legacy_number_is_answered_by_the_tenant_of_the_default_brand(pool: 
         phone_number_id: PhoneNumberId::parse(legacy_number).unwrap(),
         brand_id: w0.kassangas.brand_id,
     };
-    let ingress = Ingress::new(
-        w0.store.clone(),
-        w0.keys.clone(),
-        JobQueue::Sqs {
-            client: w0.sqs.clone(),
-            url: w0.queue_url.clone(),
-        },
-        Some(SecretString::from(APP_SECRET.to_owned())),
-        None,
-        Some(legacy),
-        Duration::from_secs(60),
-    );
-    let w = World { ingress, ..w0 };
+    let mut w = w0;
+    w.t.app.settings.legacy = Some(legacy);
+    w.ingress = w.t.app.ingress(w.t.app.sqs_queue().unwrap());
     let body = text_payload(legacy_number, "wamid.legacy", "254711000111", "hi");
     assert_eq!(w.call(signed(&body)).await.0, 200);
     let jobs = w.drain().await;

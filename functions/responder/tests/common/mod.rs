@@ -8,6 +8,7 @@ pub use alphadome::keys::{KeyBackend, KeyProvider};
 pub use alphadome::openai::OpenAiClient;
 pub use alphadome::responder::{Outbox, Outcome, Responder, ResponderOptions};
 pub use alphadome::store::{NewEntry, NewTemplate, NewTenant, Store, TenantSummary};
+pub use alphadome::testing::{spawn_app, StandIns, TestTenant};
 pub use alphadome::webhook::{EventKind, InboundMessage, StatusUpdate, WebhookEvent};
 pub use alphadome::whatsapp::WhatsAppClient;
 pub use secrecy::SecretString;
@@ -38,17 +39,7 @@ pub struct World {
 }
 
 pub async fn sdk() -> aws_config::SdkConfig {
-    alphadome::aws::loader()
-        .endpoint_url(
-            std::env::var("ALPHADOME_TEST_AWS_ENDPOINT")
-                .unwrap_or_else(|_| "http://127.0.0.1:5000".into()),
-        )
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .load()
-        .await
+    alphadome::testing::moto_sdk().await
 }
 
 pub fn entry(q: &str, a: &str, kind: &str) -> NewEntry {
@@ -78,45 +69,51 @@ pub async fn world_with(pool: PgPool, options: ResponderOptions) -> World {
 
 /// The world over a given store (e.g. one connected with the production options).
 pub async fn world_on(store: Store, pool: PgPool, options: ResponderOptions) -> World {
-    let keys = KeyProvider::new(
+    let graph = MockServer::start().await;
+    let openai = MockServer::start().await;
+    // The app every process builds; the tenants' data keys in Secrets Manager on moto.
+    let mut t = spawn_app(
+        pool.clone(),
+        StandIns {
+            graph: Some(graph.uri()),
+            openai: Some(openai.uri()),
+            platform_ai_key: Some(PLATFORM_AI_KEY.to_owned()),
+        },
+    )
+    .with_keys(KeyProvider::new(
         KeyBackend::SecretsManager {
             client: aws_sdk_secretsmanager::Client::new(&sdk().await),
             prefix: format!("alphadome-responder-test/{}/", uuid::Uuid::new_v4()),
         },
         Duration::from_secs(60),
-    );
-    let new = |name: &str, phone: &str, pnid: &str, token: &str, ai: Option<&str>| NewTenant {
-        client_name: name.into(),
-        client_phone: PhoneNumber::parse(phone).unwrap(),
-        phone_number_id: PhoneNumberId::parse(pnid).unwrap(),
-        contact_name: None,
-        brand_id: None,
-        whatsapp_token: Some(SecretString::from(token.to_owned())),
-        ai_api_key: ai.map(|k| SecretString::from(k.to_owned())),
-        meta_app_secret: None,
-        escalation_phone: Some(PhoneNumber::parse(OWNER).unwrap()),
+    ));
+    t.app.store = store.clone();
+    let tenant = |name: &'static str,
+                  phone: &'static str,
+                  pnid: &'static str,
+                  token: &'static str,
+                  ai: Option<&'static str>| TestTenant {
+        name,
+        phone,
+        phone_number_id: pnid,
+        token: Some(token),
+        ai_key: ai,
+        escalation_phone: Some(OWNER),
         max_messages_per_hour: Some(50),
     };
-    let a = store
-        .create_tenant(
-            &keys,
-            new(
-                "Kassangas Music Shop",
-                OWNER,
-                A_PNID,
-                A_TOKEN,
-                Some(A_AI_KEY),
-            ),
-        )
-        .await
-        .unwrap();
-    let b = store
-        .create_tenant(
-            &keys,
-            new("Nyota Salon", "254711000222", B_PNID, B_TOKEN, None),
-        )
-        .await
-        .unwrap();
+    let a = t
+        .onboard(tenant(
+            "Kassangas Music Shop",
+            OWNER,
+            A_PNID,
+            A_TOKEN,
+            Some(A_AI_KEY),
+        ))
+        .await;
+    let b = t
+        .onboard(tenant("Nyota Salon", "254711000222", B_PNID, B_TOKEN, None))
+        .await;
+    let keys = t.keys().clone();
     store
         .import_entries(
             a.id,
@@ -169,15 +166,13 @@ pub async fn world_on(store: Store, pool: PgPool, options: ResponderOptions) -> 
             .await
             .unwrap();
     }
-    let graph = MockServer::start().await;
-    let openai = MockServer::start().await;
     let responder = Responder::new(
         store.clone(),
         keys.clone(),
-        Outbox::Graph(WhatsAppClient::new(graph.uri(), Duration::from_secs(2))),
+        Outbox::Graph(t.app.whatsapp()),
         // Room for the three attempts within the deadline (500 ms each with the default world).
         OpenAiClient::new(openai.uri(), options.ai_deadline / 3),
-        Some(SecretString::from(PLATFORM_AI_KEY.to_owned())),
+        t.app.platform_ai_key().cloned(),
         options,
     );
     World {
