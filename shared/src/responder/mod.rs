@@ -307,9 +307,14 @@ impl Responder {
         }
         let parts =
             futures_util::future::join_all(runs.into_iter().filter(|(at, _)| !at.is_empty()).map(
-                |(at, messages)| async move {
-                    let results = self.run_guarded(tenant, ctx, &messages).await;
-                    (at, results)
+                // Boxed: the steps' future is deep, and unboxed its type exceeds the
+                // compiler's layout depth in release builds.
+                |(at, messages)| {
+                    async move {
+                        let results = self.run_guarded(tenant, ctx, &messages).await;
+                        (at, results)
+                    }
+                    .boxed()
                 },
             ))
             .await;

@@ -91,7 +91,7 @@ impl Responder {
         ctx: &TenantContext,
         messages: &[Incoming<'_>],
     ) -> Result<Result<Vec<Result<Outcome, Retry>>, Refused>, ()> {
-        AssertUnwindSafe(self.run_steps(tenant, ctx, messages))
+        AssertUnwindSafe(self.run_steps(tenant, ctx, messages).boxed())
             .catch_unwind()
             .await
             .map_err(|_| {
