@@ -21,18 +21,6 @@ fn panicking_outbox(sent: Arc<AtomicUsize>) -> Outbox {
     }))
 }
 
-fn sqs_event(jobs: &[Job]) -> aws_lambda_events::event::sqs::SqsEvent {
-    let event = serde_json::json!({"Records": jobs.iter().enumerate().map(|(i, j)| serde_json::json!({
-        "messageId": format!("m{}", i + 1),
-        "receiptHandle": "h",
-        "body": j.to_json(),
-        "attributes": {"MessageGroupId": j.group_id(), "ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "eventSource": "aws:sqs"
-    })).collect::<Vec<_>>()});
-    serde_json::from_value(event).unwrap()
-}
-
 async fn inbound_status(pool: &PgPool, wamid: &str) -> (Option<String>, Option<String>) {
     sqlx::query_as("select status, note from public.conversations where wa_message_id = $1")
         .bind(wamid)

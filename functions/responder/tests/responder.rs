@@ -493,15 +493,7 @@ async fn in_a_fifo_batch_a_failure_fails_the_rest_of_its_group_only(pool: PgPool
         message(&w.a, A_PNID, "wamid.f3", "Hello"),
         message(&w.b, B_PNID, "wamid.f4", "Do you do braids?"),
     ];
-    let event = serde_json::json!({"Records": jobs.iter().enumerate().map(|(i, j)| serde_json::json!({
-        "messageId": format!("m{}", i + 1),
-        "receiptHandle": "h",
-        "body": j.to_json(),
-        "attributes": {"MessageGroupId": j.group_id(), "ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "eventSource": "aws:sqs"
-    })).collect::<Vec<_>>()});
-    let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(event).unwrap();
+    let event = sqs_event(&jobs);
     let resp = responder::handle(
         &w.responder,
         lambda_runtime::LambdaEvent::new(event, Default::default()),

@@ -322,3 +322,16 @@ pub async fn rows(
     .await
     .unwrap()
 }
+
+/// An SQS event carrying `jobs` as Lambda's event source mapping delivers them (ids m1, m2, ...).
+pub fn sqs_event(jobs: &[Job]) -> aws_lambda_events::event::sqs::SqsEvent {
+    let event = serde_json::json!({"Records": jobs.iter().enumerate().map(|(i, j)| serde_json::json!({
+        "messageId": format!("m{}", i + 1),
+        "receiptHandle": "h",
+        "body": j.to_json(),
+        "attributes": {"MessageGroupId": j.group_id(), "ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs"
+    })).collect::<Vec<_>>()});
+    serde_json::from_value(event).unwrap()
+}
