@@ -357,6 +357,36 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_project_on_hs256_verifies_with_its_secret_and_checks_the_issuer() {
+        let secret = "super-secret-jwt-token-with-at-least-32-characters";
+        let verifier =
+            Verifier::supabase_hs256("https://ref.supabase.co/", SecretString::from(secret));
+        let now = chrono::Utc::now().timestamp();
+        let brand = Uuid::new_v4();
+        let sign = |iss: &str| {
+            let claims = serde_json::json!({
+                "iss": iss, "aud": AUDIENCE, "sub": "u", "exp": now + 60,
+                "app_metadata": {"brand_id": brand},
+            });
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .unwrap()
+        };
+        let owner = verifier
+            .verify(&sign("https://ref.supabase.co/auth/v1"))
+            .await
+            .unwrap();
+        assert_eq!(owner.brand_id, Some(brand));
+        assert_eq!(
+            verifier.verify(&sign(DEV_ISSUER)).await.unwrap_err(),
+            TokenError::Invalid
+        );
+    }
+
     #[test]
     fn the_development_key_lives_beside_the_local_key_dir() {
         assert_eq!(

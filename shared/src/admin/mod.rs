@@ -88,6 +88,9 @@ impl AdminState {
         pool: PgPool,
     ) -> anyhow::Result<Option<Self>> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        if get(SUPABASE_URL).is_none() && dev == DevTokens::Refused {
+            return Ok(None);
+        }
         let pool = match get(ADMIN_DATABASE_URL) {
             Some(url) => crate::store::Store::connect_lazy(&SecretString::from(url), 4)?
                 .pool()

@@ -353,7 +353,18 @@ async fn tokens_that_are_expired_foreign_or_forged_are_refused(pool: PgPool) {
     let s = seeded(&pool).await;
     let key = test_key("k1");
     let stranger = test_key("k1"); // same kid, a key Supabase never published
-    let supabase = stand_in(&[&key]).await;
+                                   // The JWKS also carries a symmetric key: HS256 stays refused even then (not only because
+                                   // an EC public key cannot verify an HMAC).
+    let supabase = MockServer::start().await;
+    let mut set = jwks(&[&key]);
+    set["keys"].as_array_mut().unwrap().push(json!({
+        "kty": "oct", "alg": "HS256", "kid": "sym", "k": URL_SAFE_NO_PAD.encode(ANON_KEY)
+    }));
+    Mock::given(method("GET"))
+        .and(path("/auth/v1/.well-known/jwks.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(set))
+        .mount(&supabase)
+        .await;
     let router = supabase_router(&supabase, &pool);
     let good = claims(&supabase, s.a.brand_id.0);
     let with = |field: &str, value: Value| {
@@ -367,9 +378,9 @@ async fn tokens_that_are_expired_foreign_or_forged_are_refused(pool: PgPool) {
         URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
         URL_SAFE_NO_PAD.encode(good.to_string())
     );
-    let hs256_token = {
+    let hs256_token = |kid: &str| {
         let mut h = Header::new(Algorithm::HS256);
-        h.kid = Some("k1".into());
+        h.kid = Some(kid.into());
         jsonwebtoken::encode(&h, &good, &EncodingKey::from_secret(ANON_KEY.as_bytes())).unwrap()
     };
     let cases = [
@@ -385,7 +396,8 @@ async fn tokens_that_are_expired_foreign_or_forged_are_refused(pool: PgPool) {
             sign(&key, &c)
         }),
         ("alg none", none_token),
-        ("HS256 while a JWKS is configured", hs256_token),
+        ("HS256 under the EC key's kid", hs256_token("k1")),
+        ("HS256 under a symmetric JWK", hs256_token("sym")),
         ("signed by another key", sign(&stranger, &good)),
         ("a changed payload", {
             let t = sign(&key, &good);
