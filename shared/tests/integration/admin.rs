@@ -720,3 +720,71 @@ async fn development_tokens_sign_in_locally_and_nowhere_else(pool: PgPool) {
     let page = browser.sign_in_with_token(&router, &token, None).await;
     assert_eq!(page.status, StatusCode::UNAUTHORIZED);
 }
+
+/// The one router (webhook, health and dashboard), as `serve` and the Lambdas build it.
+fn core_router(pool: &PgPool, admin: Option<AdminState>) -> Router {
+    let store = Store::from_pool(pool.clone());
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build(),
+    );
+    let ingress = alphadome::ingress::Ingress::new(
+        store.clone(),
+        local_keys(),
+        alphadome::queue::JobQueue::Sqs {
+            client: sqs,
+            url: "unused".into(),
+        },
+        None,
+        None,
+        None,
+        std::time::Duration::from_secs(60),
+    );
+    alphadome::http::router_with_admin(
+        alphadome::http::HttpState {
+            ingress,
+            store,
+            local_queue: None,
+        },
+        admin,
+    )
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn the_core_router_serves_the_dashboard_only_when_sign_in_is_configured(pool: PgPool) {
+    let s = seeded(&pool).await;
+    let dev = DevKey::from_secret(SecretString::from("cd".repeat(32)));
+    let with = core_router(
+        &pool,
+        Some(AdminState::development(dev.clone(), pool.clone())),
+    );
+    let mut browser = Browser::default();
+    let token = dev.issue(s.a.brand_id.0, None, std::time::Duration::from_secs(60));
+    assert_eq!(
+        browser.sign_in_with_token(&with, &token, None).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert!(browser
+        .get(&with, "/admin")
+        .await
+        .body
+        .contains("Kassangas Music Shop"));
+    assert_eq!(browser.get(&with, "/healthz").await.status, StatusCode::OK);
+    let css = browser.get(&with, "/admin/assets/admin.css").await;
+    assert!(css.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+
+    let without = core_router(&pool, None);
+    let mut browser = Browser::default();
+    assert_eq!(
+        browser.get(&without, "/admin/login").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        browser.get(&without, "/healthz").await.status,
+        StatusCode::OK
+    );
+}
