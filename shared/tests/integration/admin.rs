@@ -788,3 +788,53 @@ async fn the_core_router_serves_the_dashboard_only_when_sign_in_is_configured(po
         StatusCode::OK
     );
 }
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn the_recommended_dashboard_login_role_reads_only_as_the_owner(pool: PgPool) {
+    let s = seeded(&pool).await;
+    // The role the README tells operators to create for ADMIN_DATABASE_URL.
+    sqlx::raw_sql(
+        "do $$ begin
+           if not exists (select 1 from pg_roles where rolname = 'alphadome_admin_test') then
+             create role alphadome_admin_test login noinherit;
+           end if;
+         exception when duplicate_object or unique_violation then null;
+         end $$;
+         grant authenticated to alphadome_admin_test;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let db: String = sqlx::query_scalar("select current_database()::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let server = base
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .replace("postgres@", "alphadome_admin_test@");
+    let admin_pool = PgPool::connect(&format!("{server}/{db}")).await.unwrap();
+    // On its own the login role reaches nothing.
+    let direct = sqlx::query("select count(*) from alphadome.bot_tenants")
+        .execute(&admin_pool)
+        .await;
+    assert!(direct
+        .unwrap_err()
+        .to_string()
+        .contains("permission denied"));
+
+    let dev = DevKey::from_secret(SecretString::from("ef".repeat(32)));
+    let router =
+        alphadome::http::admin::routes(AdminState::development(dev.clone(), admin_pool.clone()));
+    let mut browser = Browser::default();
+    let token = dev.issue(s.a.brand_id.0, None, std::time::Duration::from_secs(60));
+    browser.sign_in_with_token(&router, &token, None).await;
+    let overview = browser.get(&router, "/admin").await;
+    assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
+    assert!(overview.body.contains("Kassangas Music Shop"));
+    assert!(!overview.body.contains("Mama Njeri Salon"));
+    assert!(overview.body.contains("<b>1</b>messages received"));
+    admin_pool.close().await;
+}
