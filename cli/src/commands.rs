@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::secrets_input::read_optional;
-use crate::{Command, FaqCommand, TemplateCommand, TenantCommand};
+use crate::{AdminCommand, Command, FaqCommand, TemplateCommand, TenantCommand};
 use alphadome::config::{self, Settings};
 use alphadome::crypto::SecretColumn;
 use alphadome::domain::{BrandId, PhoneNumber, PhoneNumberId};
@@ -188,6 +188,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             })
         }
         Command::Serve(args) => serve(args).await,
+        Command::Admin(AdminCommand::Token(args)) => admin_token(args).await,
         Command::Demo => alphadome_cli::demo::run_demo(&mut std::io::stdout()).await,
         Command::Simulate(a) => {
             alphadome_cli::simulate::run(alphadome_cli::simulate::Simulation {
@@ -397,6 +398,39 @@ async fn set_active(r: crate::TenantRef, active: bool) -> anyhow::Result<()> {
             if active { "enabled" } else { "disabled" }
         )
     })
+}
+
+/// `admin token`: a development access token, printed alone on stdout.
+async fn admin_token(args: crate::AdminToken) -> anyhow::Result<()> {
+    use alphadome::admin::auth::DevKey;
+    if std::env::var(alphadome::admin::SUPABASE_URL).is_ok_and(|v| !v.trim().is_empty()) {
+        anyhow::bail!(
+            "SUPABASE_URL is set: owners sign in with Supabase Auth at /admin/login; development tokens exist only for local runs without SUPABASE_URL"
+        );
+    }
+    let settings = Settings::from_env()?;
+    let brand = match (args.brand, &args.tenant) {
+        (Some(brand), _) => brand,
+        (None, Some(tenant)) => {
+            let store = Store::connect(&database_url(&settings)?, 1).await?;
+            let id = store.find_tenant(tenant).await?;
+            store.tenant_summary(id).await?.brand_id.0
+        }
+        (None, None) => anyhow::bail!("give --tenant T or --brand UUID"),
+    };
+    let dir = match &settings.key_provider {
+        config::KeyProviderSetting::Local { dir } => dir.clone(),
+        config::KeyProviderSetting::Aws { .. } => std::env::var(config::LOCAL_KEY_DIR)
+            .unwrap_or_else(|_| config::DEFAULT_LOCAL_KEY_DIR.into())
+            .into(),
+    };
+    let key = DevKey::load_or_create(&DevKey::path_for(&dir))?;
+    println!("{}", key.issue(brand, args.email.as_deref(), args.ttl));
+    eprintln!(
+        "paste it at http://127.0.0.1:3000/admin/login while `alphadome serve` runs (valid {} min)",
+        args.ttl.as_secs() / 60
+    );
+    Ok(())
 }
 
 async fn serve(args: crate::Serve) -> anyhow::Result<()> {

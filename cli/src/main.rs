@@ -42,6 +42,53 @@ enum Command {
     Simulate(Simulate),
     /// Load benchmark of the whole pipeline against a running `serve --dry-run`.
     Loadtest(Loadtest),
+    /// The owners' dashboard: development sign-in tokens.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Print a development access token for a business's owner (only without SUPABASE_URL;
+    /// only `alphadome serve` trusts it). Paste it at /admin/login.
+    Token(AdminToken),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("owner").required(true).args(["tenant", "brand"])))]
+struct AdminToken {
+    /// Tenant id or phone_number_id: the token is for that tenant's business.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// The business (brand) id.
+    #[arg(long)]
+    brand: Option<uuid::Uuid>,
+    /// The owner's e-mail, shown on the dashboard.
+    #[arg(long)]
+    email: Option<String>,
+    /// How long the token is valid: e.g. 30m, 1h, 12h, 7d.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    ttl: std::time::Duration,
+}
+
+/// `30s`, `15m`, `1h`, `7d` (at most 30 days).
+fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 30m, 1h or 7d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" | "" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("`{s}`: use s, m, h or d")),
+    };
+    if secs == 0 || secs > 30 * 86_400 {
+        return Err("the lifetime must be between 1 second and 30 days".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Args)]

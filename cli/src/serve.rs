@@ -157,7 +157,9 @@ pub async fn run_server(
         .context("reading the listen address")?;
     print_banner(app, &options, &queue, routes, addr);
 
-    let router = app.router(ingress, local.clone());
+    // Without SUPABASE_URL, `serve` (and only `serve`) trusts development tokens.
+    let admin = app.admin(alphadome::admin::DevTokens::Trusted)?;
+    let router = app.router_with_admin(ingress, local.clone(), admin);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
@@ -242,7 +244,7 @@ fn print_banner(
         "no platform key (AI only for tenants with their own key)"
     };
     eprintln!(
-        "alphadome serve\n  database:      {database}\n  queue:         {queue_line}\n  keys:          {keys}\n  ai:            {ai} model {model}, {ai_key}\n  replies:       {replies}\n  app secret:    {app}\n  verify token:  {verify}\n  tenants:       {routes} routes pre-warmed\n  listening:     http://{addr}/webhook (GET handshake, POST deliveries), http://{addr}/healthz",
+        "alphadome serve\n  database:      {database}\n  queue:         {queue_line}\n  keys:          {keys}\n  ai:            {ai} model {model}, {ai_key}\n  replies:       {replies}\n  app secret:    {app}\n  verify token:  {verify}\n  tenants:       {routes} routes pre-warmed\n  listening:     http://{addr}/webhook (GET handshake, POST deliveries), http://{addr}/healthz, http://{addr}/admin/login (owners)",
         keys = services.keys.describe(),
         ai = s.openai_base_url,
         model = s.openai_model,

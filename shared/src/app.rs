@@ -182,11 +182,57 @@ impl App {
         ingress: Ingress,
         local_queue: Option<crate::local_queue::LocalQueue>,
     ) -> axum::Router {
-        crate::http::router(crate::http::HttpState {
-            ingress,
-            store: self.store.clone(),
-            local_queue,
-        })
+        let admin = match self.admin(crate::admin::DevTokens::Refused) {
+            Ok(admin) => admin,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "the owners' dashboard is not served: its configuration is incomplete");
+                None
+            }
+        };
+        self.router_with_admin(ingress, local_queue, admin)
+    }
+
+    /// The router with the given dashboard (`alphadome serve` passes one that trusts
+    /// development tokens; tests pass their own).
+    pub fn router_with_admin(
+        &self,
+        ingress: Ingress,
+        local_queue: Option<crate::local_queue::LocalQueue>,
+        admin: Option<crate::admin::AdminState>,
+    ) -> axum::Router {
+        crate::http::router_with_admin(
+            crate::http::HttpState {
+                ingress,
+                store: self.store.clone(),
+                local_queue,
+            },
+            admin,
+        )
+    }
+
+    /// The owners' dashboard from the environment: Supabase sign-in when `SUPABASE_URL` is
+    /// set; development tokens only when `dev` trusts them (`serve`); else none.
+    pub fn admin(
+        &self,
+        dev: crate::admin::DevTokens,
+    ) -> anyhow::Result<Option<crate::admin::AdminState>> {
+        crate::admin::AdminState::from_lookup(
+            |k| std::env::var(k).ok(),
+            dev,
+            &self.local_key_dir(),
+            self.store.pool().clone(),
+        )
+    }
+
+    /// `LOCAL_KEY_DIR` (or its default) even when keys live in AWS: the development signing
+    /// key sits beside it.
+    pub fn local_key_dir(&self) -> std::path::PathBuf {
+        match &self.settings.key_provider {
+            crate::config::KeyProviderSetting::Local { dir } => dir.clone(),
+            _ => std::env::var(crate::config::LOCAL_KEY_DIR)
+                .unwrap_or_else(|_| crate::config::DEFAULT_LOCAL_KEY_DIR.into())
+                .into(),
+        }
     }
 
     /// The platform's shared OpenAI key, if any.

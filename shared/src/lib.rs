@@ -3,6 +3,7 @@
 //! This crate knows nothing of Lambda: the functions in `functions/` and the `alphadome`
 //! CLI translate their inputs into calls here.
 
+pub mod admin;
 pub mod app;
 pub mod aws;
 pub mod config;

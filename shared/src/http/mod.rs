@@ -1,9 +1,10 @@
 //! The one HTTP surface: an axum `Router` serving Meta's webhook (`GET/POST /webhook`) and
 //! `GET /healthz`. The webhook Lambda runs it with `lambda_http::run`, `alphadome serve`
-//! with `axum::serve`; later surfaces (the owners' dashboard under `/admin`) mount here.
+//! with `axum::serve`; the owners' dashboard (`/admin`, [`admin`]) is merged in when configured.
 //! Handlers only translate: the decisions are the core's, and errors become status codes in
 //! one place ([`error`]).
 
+pub mod admin;
 mod error;
 
 use axum::body::Bytes;
@@ -32,13 +33,24 @@ pub struct HttpState {
     pub local_queue: Option<LocalQueue>,
 }
 
-/// The router. Bodies over Meta's cap are refused with 413 before they are read whole.
+/// The router without the dashboard. Bodies over Meta's cap are refused with 413 before they
+/// are read whole.
 pub fn router(state: HttpState) -> Router {
-    Router::new()
+    router_with_admin(state, None)
+}
+
+/// The router, with the owners' dashboard under `/admin` when `admin` is given (Supabase
+/// sign-in, or development tokens in `alphadome serve`); without it `/admin` is not served.
+pub fn router_with_admin(state: HttpState, admin: Option<crate::admin::AdminState>) -> Router {
+    let core = Router::new()
         .route("/webhook", get(verify).post(receive))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(state);
+    match admin {
+        Some(admin) => core.merge(admin::routes(admin)),
+        None => core,
+    }
 }
 
 /// GET /webhook: Meta's subscription handshake; the challenge is echoed as plain text.

@@ -2,6 +2,7 @@
 //! PgBouncer in transaction mode, and moto for Secrets Manager and SQS.
 //! Start them with `scripts/test-services.sh`; set DATABASE_URL (see README).
 
+mod admin;
 mod helpers;
 mod keys;
 mod migrations;

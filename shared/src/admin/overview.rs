@@ -1,0 +1,88 @@
+//! The overview's figures, read as the owner: inside a transaction that has become
+//! `authenticated` with the verified claims in `request.jwt.claims` (as PostgREST does), so
+//! row-level security decides what the owner sees, never the application's role.
+
+use anyhow::Context;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use super::auth::Owner;
+
+/// One business's overview.
+#[derive(Debug, Clone, Default)]
+pub struct Overview {
+    pub business_name: Option<String>,
+    pub tenants: Vec<TenantLine>,
+    pub received_today: i64,
+    pub replies_today: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantLine {
+    pub name: String,
+    pub is_active: bool,
+}
+
+/// Opens a transaction as the owner: `set local role authenticated` and the claims set
+/// locally, both undone at commit or rollback.
+pub async fn begin_as_owner(
+    pool: &PgPool,
+    owner: &Owner,
+) -> anyhow::Result<Transaction<'static, Postgres>> {
+    let mut tx = pool
+        .begin()
+        .await
+        .context("starting the owner's transaction")?;
+    sqlx::query("select set_config('request.jwt.claims', $1, true)")
+        .persistent(false)
+        .bind(owner.claims.to_string())
+        .execute(&mut *tx)
+        .await
+        .context("setting the owner's claims")?;
+    sqlx::query("set local role authenticated")
+        .persistent(false)
+        .execute(&mut *tx)
+        .await
+        .context("becoming authenticated")?;
+    Ok(tx)
+}
+
+/// Reads the overview as `owner`.
+pub async fn read_overview(pool: &PgPool, owner: &Owner) -> anyhow::Result<Overview> {
+    let mut tx = begin_as_owner(pool, owner).await?;
+    let business_name: Option<String> =
+        sqlx::query_scalar("select name from public.brands order by name limit 1")
+            .persistent(false)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("reading the brand")?
+            .flatten();
+    let tenants = sqlx::query_as::<_, (String, bool)>(
+        "select client_name, is_active from alphadome.bot_tenants order by client_name",
+    )
+    .persistent(false)
+    .fetch_all(&mut *tx)
+    .await
+    .context("reading the tenants")?
+    .into_iter()
+    .map(|(name, is_active)| TenantLine { name, is_active })
+    .collect();
+    let (received_today, replies_today): (i64, i64) = sqlx::query_as(
+        "select count(*) filter (where direction = 'incoming'),
+                count(*) filter (where direction = 'outgoing' and coalesce(status, '') <> 'failed')
+         from public.conversations
+         where created_at >= date_trunc('day', now())",
+    )
+    .persistent(false)
+    .fetch_one(&mut *tx)
+    .await
+    .context("counting today's messages")?;
+    tx.commit()
+        .await
+        .context("ending the owner's transaction")?;
+    Ok(Overview {
+        business_name,
+        tenants,
+        received_today,
+        replies_today,
+    })
+}

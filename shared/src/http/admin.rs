@@ -1,0 +1,452 @@
+//! The owners' dashboard over HTTP: `GET /admin` (overview), `GET/POST /admin/login`,
+//! `POST /admin/session`, `POST /admin/logout` and the stylesheet. Handlers only parse,
+//! call `crate::admin` and render; every response carries the security headers.
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::admin::auth::{Owner, TokenError};
+use crate::admin::session::{csrf_matches, new_csrf_token, Session};
+use crate::admin::supabase::AuthApiError;
+use crate::admin::{html, overview, AdminState};
+
+/// The session cookie (sealed Supabase tokens).
+pub const SESSION_COOKIE: &str = "alphadome_session";
+/// The CSRF cookie; every form repeats its value in `csrf_token`.
+pub const CSRF_COOKIE: &str = "alphadome_csrf";
+/// The Content-Security-Policy of every dashboard response: nothing inline, nothing foreign.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+style-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+frame-ancestors 'none'";
+/// How long the session cookie lives; the tokens inside decide whether it is still good.
+const SESSION_MAX_AGE_SECS: u64 = 7 * 24 * 3600;
+
+/// The dashboard's routes, with their own state; merged into the one router.
+pub fn routes(state: AdminState) -> Router {
+    Router::new()
+        .route("/admin", get(show_overview))
+        .route("/admin/login", get(show_login).post(sign_in_with_password))
+        .route("/admin/session", post(create_session))
+        .route("/admin/logout", post(sign_out))
+        .route("/admin/assets/admin.css", get(stylesheet))
+        .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(axum::middleware::map_response(add_security_headers))
+        .with_state(state)
+}
+
+async fn add_security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        html::STYLESHEET,
+    )
+        .into_response()
+}
+
+// ----- cookies ------------------------------------------------------------------------------
+
+/// The value of cookie `name` in the request.
+fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Whether the request came to a loopback host (plain-HTTP development): the only place our
+/// cookies go without `Secure`.
+fn is_loopback(headers: &HeaderMap) -> bool {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = if host.starts_with('[') {
+        host.split(']')
+            .next()
+            .map(|h| format!("{h}]"))
+            .unwrap_or_default()
+    } else {
+        host.split(':').next().unwrap_or("").to_owned()
+    };
+    matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]")
+}
+
+fn cookie(
+    headers: &HeaderMap,
+    name: &str,
+    value: &str,
+    max_age: u64,
+    same_site: &str,
+) -> HeaderValue {
+    let secure = if is_loopback(headers) { "" } else { "; Secure" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/admin; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
+    ))
+    .expect("cookie values are base64url")
+}
+
+fn session_cookie(headers: &HeaderMap, state: &AdminState, session: &Session) -> HeaderValue {
+    cookie(
+        headers,
+        SESSION_COOKIE,
+        &state.session_key.seal(session),
+        SESSION_MAX_AGE_SECS,
+        "Lax",
+    )
+}
+
+fn cleared_session_cookie(headers: &HeaderMap) -> HeaderValue {
+    cookie(headers, SESSION_COOKIE, "", 0, "Lax")
+}
+
+/// The request's CSRF token, or a new one with the cookie that carries it.
+fn csrf_token(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    match read_cookie(headers, CSRF_COOKIE).filter(|t| t.len() >= 32) {
+        Some(token) => (token, None),
+        None => {
+            let token = new_csrf_token();
+            let set = cookie(headers, CSRF_COOKIE, &token, SESSION_MAX_AGE_SECS, "Strict");
+            (token, Some(set))
+        }
+    }
+}
+
+fn csrf_ok(headers: &HeaderMap, form_token: Option<&str>) -> bool {
+    csrf_matches(read_cookie(headers, CSRF_COOKIE).as_deref(), form_token)
+}
+
+// ----- responses ----------------------------------------------------------------------------
+
+fn html_response(status: StatusCode, body: String, cookies: Vec<HeaderValue>) -> Response {
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response();
+    for c in cookies {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+fn redirect(to: &'static str, cookies: Vec<HeaderValue>) -> Response {
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
+    for c in cookies {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+fn csrf_refused() -> Response {
+    html_response(
+        StatusCode::FORBIDDEN,
+        html::page(
+            "Form expired",
+            "<h1>This form has expired</h1><p>Please go back, reload the page and try again.</p>\
+<p><a href=\"/admin/login\">Sign in</a></p>",
+        ),
+        vec![],
+    )
+}
+
+fn login_with_error(
+    headers: &HeaderMap,
+    state: &AdminState,
+    status: StatusCode,
+    error: &str,
+) -> Response {
+    let (csrf, set) = csrf_token(headers);
+    html_response(
+        status,
+        html::login_page(&csrf, state.supabase.is_some(), Some(error)),
+        set.into_iter().collect(),
+    )
+}
+
+/// What every sign-in failure says: never whether the e-mail exists.
+const SIGN_IN_REFUSED: &str = "That did not work. Check your e-mail and password and try again.";
+const TOKEN_REFUSED: &str = "That sign-in did not work. Please sign in again.";
+const UNAVAILABLE: &str = "Sign-in is unavailable right now. Please try again in a minute.";
+
+// ----- authentication -----------------------------------------------------------------------
+
+enum AuthFailure {
+    SignedOut,
+    Unavailable,
+}
+
+/// The owner of `session`, refreshing an expired access token when a refresh token and
+/// Supabase are there; `Some(new)` when the session changed and its cookie must be re-sent.
+async fn authenticate(
+    state: &AdminState,
+    session: Session,
+) -> Result<(Owner, Option<Session>), AuthFailure> {
+    match state.verifier.verify(&session.access_token).await {
+        Ok(owner) => Ok((owner, None)),
+        Err(TokenError::Expired) => {
+            let (Some(auth), Some(refresh)) = (&state.supabase, &session.refresh_token) else {
+                return Err(AuthFailure::SignedOut);
+            };
+            let fresh = auth.refresh(refresh).await.map_err(|e| match e {
+                AuthApiError::Refused => AuthFailure::SignedOut,
+                AuthApiError::Unavailable => AuthFailure::Unavailable,
+            })?;
+            match state.verifier.verify(&fresh.access_token).await {
+                Ok(owner) => Ok((owner, Some(fresh))),
+                Err(TokenError::KeysUnavailable) => Err(AuthFailure::Unavailable),
+                Err(_) => Err(AuthFailure::SignedOut),
+            }
+        }
+        Err(TokenError::KeysUnavailable) => Err(AuthFailure::Unavailable),
+        Err(TokenError::Invalid) => Err(AuthFailure::SignedOut),
+    }
+}
+
+// ----- handlers -----------------------------------------------------------------------------
+
+/// GET /admin/login
+async fn show_login(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    let (csrf, set) = csrf_token(&headers);
+    html_response(
+        StatusCode::OK,
+        html::login_page(&csrf, state.supabase.is_some(), None),
+        set.into_iter().collect(),
+    )
+}
+
+#[derive(Deserialize)]
+struct SessionForm {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    csrf_token: Option<String>,
+}
+
+/// POST /admin/session: an access token (and refresh token) from any sign-in becomes the
+/// session cookie.
+async fn create_session(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Form(form): Form<SessionForm>,
+) -> Response {
+    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
+        return csrf_refused();
+    }
+    let Some(access_token) = form
+        .access_token
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+    else {
+        return login_with_error(&headers, &state, StatusCode::UNAUTHORIZED, TOKEN_REFUSED);
+    };
+    let session = Session {
+        access_token,
+        refresh_token: form.refresh_token.filter(|t| !t.is_empty()),
+    };
+    start_session(&state, &headers, session).await
+}
+
+/// Verifies `session` and, if good, sets its cookie (and a fresh CSRF token) and goes to the
+/// overview.
+async fn start_session(state: &AdminState, headers: &HeaderMap, session: Session) -> Response {
+    match authenticate(state, session.clone()).await {
+        Ok((_, refreshed)) => {
+            let session = refreshed.unwrap_or(session);
+            let csrf = cookie(
+                headers,
+                CSRF_COOKIE,
+                &new_csrf_token(),
+                SESSION_MAX_AGE_SECS,
+                "Strict",
+            );
+            redirect(
+                "/admin",
+                vec![session_cookie(headers, state, &session), csrf],
+            )
+        }
+        Err(AuthFailure::SignedOut) => {
+            login_with_error(headers, state, StatusCode::UNAUTHORIZED, TOKEN_REFUSED)
+        }
+        Err(AuthFailure::Unavailable) => {
+            login_with_error(headers, state, StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    email: Option<String>,
+    password: Option<String>,
+    csrf_token: Option<String>,
+}
+
+/// POST /admin/login: e-mail and password, checked by Supabase Auth.
+async fn sign_in_with_password(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
+        return csrf_refused();
+    }
+    let Some(auth) = state.supabase.clone() else {
+        return login_with_error(&headers, &state, StatusCode::NOT_FOUND, TOKEN_REFUSED);
+    };
+    let (Some(email), Some(password)) = (
+        form.email
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty()),
+        form.password
+            .filter(|p| !p.is_empty())
+            .map(SecretString::from),
+    ) else {
+        return login_with_error(&headers, &state, StatusCode::UNAUTHORIZED, SIGN_IN_REFUSED);
+    };
+    match auth.sign_in_with_password(&email, &password).await {
+        Ok(session) => start_session(&state, &headers, session).await,
+        Err(AuthApiError::Refused) => {
+            login_with_error(&headers, &state, StatusCode::UNAUTHORIZED, SIGN_IN_REFUSED)
+        }
+        Err(AuthApiError::Unavailable) => login_with_error(
+            &headers,
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            UNAVAILABLE,
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf_token: Option<String>,
+}
+
+/// POST /admin/logout: revokes at Supabase (when configured) and clears the cookie.
+async fn sign_out(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
+        return csrf_refused();
+    }
+    let session = read_cookie(&headers, SESSION_COOKIE).and_then(|v| state.session_key.open(&v));
+    if let (Some(auth), Some(session)) = (&state.supabase, session) {
+        if auth.sign_out(&session.access_token).await.is_err() {
+            tracing::warn!(
+                "sign-out: Supabase could not revoke the session; the cookie is cleared anyway"
+            );
+        }
+    }
+    redirect("/admin/login", vec![cleared_session_cookie(&headers)])
+}
+
+/// GET /admin: the overview, read as the owner.
+async fn show_overview(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    let Some(session) =
+        read_cookie(&headers, SESSION_COOKIE).and_then(|v| state.session_key.open(&v))
+    else {
+        return redirect("/admin/login", vec![]);
+    };
+    let (owner, refreshed) = match authenticate(&state, session).await {
+        Ok(ok) => ok,
+        Err(AuthFailure::SignedOut) => {
+            return redirect("/admin/login", vec![cleared_session_cookie(&headers)])
+        }
+        Err(AuthFailure::Unavailable) => {
+            return html_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                html::page(
+                    "Unavailable",
+                    &format!("<h1>Unavailable</h1><p>{UNAVAILABLE}</p>"),
+                ),
+                vec![],
+            )
+        }
+    };
+    let (csrf, set_csrf) = csrf_token(&headers);
+    let mut cookies: Vec<HeaderValue> = set_csrf.into_iter().collect();
+    if let Some(fresh) = &refreshed {
+        cookies.push(session_cookie(&headers, &state, fresh));
+    }
+    if owner.brand_id.is_none() {
+        return html_response(
+            StatusCode::OK,
+            html::no_brand_page(&csrf, owner.email.as_deref()),
+            cookies,
+        );
+    }
+    match overview::read_overview(&state.pool, &owner).await {
+        Ok(o) => html_response(StatusCode::OK, html::overview_page(&csrf, &o), cookies),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "reading the owner's overview failed");
+            html_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                html::page(
+                    "Something went wrong",
+                    "<h1>Something went wrong</h1><p>Please try again in a minute.</p>",
+                ),
+                cookies,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_secure_except_on_a_loopback_host() {
+        let mut h = HeaderMap::new();
+        for (host, secure) in [
+            ("localhost:3000", false),
+            ("127.0.0.1:3000", false),
+            ("[::1]:3000", false),
+            ("admin.example.com", true),
+            ("localhost.example.com", true),
+        ] {
+            h.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+            let c = cookie(&h, "n", "v", 1, "Lax");
+            assert_eq!(c.to_str().unwrap().ends_with("; Secure"), secure, "{host}");
+            assert!(c.to_str().unwrap().contains("HttpOnly"));
+        }
+    }
+
+    #[test]
+    fn a_cookie_is_read_by_its_exact_name() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x_alphadome_csrf=evil; alphadome_csrf=good"),
+        );
+        assert_eq!(read_cookie(&h, CSRF_COOKIE).as_deref(), Some("good"));
+    }
+}
