@@ -269,10 +269,7 @@ impl Responder {
     }
 
     async fn handle_status(&self, tenant: TenantId, s: &StatusUpdate) -> Result<Outcome, Retry> {
-        let moved = self
-            .store
-            .apply_status(tenant, &s.wa_message_id, s.status.as_str(), s.error_code)
-            .await?;
+        let moved = self.store.apply_status(tenant, s).await?;
         if let Some(code) = s.error_code {
             tracing::warn!(code, "Meta reports a delivery failure");
         }
@@ -319,7 +316,10 @@ impl Responder {
 
 /// Puts results computed for subsets of a batch back in the batch's order: each part is the
 /// batch positions it covers and their results.
-pub(crate) fn in_job_order<R>(len: usize, parts: impl IntoIterator<Item = (Vec<usize>, Vec<R>)>) -> Vec<R> {
+pub(crate) fn in_job_order<R>(
+    len: usize,
+    parts: impl IntoIterator<Item = (Vec<usize>, Vec<R>)>,
+) -> Vec<R> {
     let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(len).collect();
     for (positions, results) in parts {
         for (i, r) in positions.into_iter().zip(results) {
