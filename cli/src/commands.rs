@@ -200,6 +200,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             .await
         }
         Command::Loadtest(a) => loadtest(a).await,
+        Command::Usage(a) => usage(a).await,
         Command::Faq(FaqCommand::List(args)) => {
             let ctx = Ctx::open().await?;
             let tenant = ctx.store.find_tenant(&args.tenant).await?;
@@ -289,23 +290,46 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::List(f) => {
             let ctx = Ctx::open().await?;
             let tenants = ctx.store.list_tenants().await?;
-            print(f.json, &tenants, |ts| {
+            let recent = ctx.store.recent_usage(7).await?;
+            let of = |t: &TenantSummary| {
+                recent
+                    .iter()
+                    .find(|r| r.tenant_id == t.id)
+                    .map(|r| (r.messages, r.ai_tokens))
+                    .unwrap_or((0, 0))
+            };
+            let rows: Vec<serde_json::Value> = tenants
+                .iter()
+                .map(|t| {
+                    let mut v = serde_json::to_value(t).unwrap_or_default();
+                    let (messages, tokens) = of(t);
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("messages_7d".into(), messages.into());
+                        o.insert("ai_tokens_7d".into(), tokens.into());
+                    }
+                    v
+                })
+                .collect();
+            print(f.json, &rows, |_| {
                 let mut s = format!(
-                    "{:<36}  {:<18}  {:<6}  {:>7}  {}\n",
-                    "id", "phone_number_id", "active", "entries", "name"
+                    "{:<36}  {:<18}  {:<6}  {:>7}  {:>8}  {:>10}  {}\n",
+                    "id", "phone_number_id", "active", "entries", "msgs 7d", "ai tok 7d", "name"
                 );
-                for t in ts {
+                for t in &tenants {
+                    let (messages, tokens) = of(t);
                     let flag = match (&t.attention, t.needs_token_refresh) {
                         (Some(problem), _) => format!("  [ATTENTION: {problem}]"),
                         (None, true) => "  [ATTENTION: token expired]".to_owned(),
                         (None, false) => String::new(),
                     };
                     s.push_str(&format!(
-                        "{:<36}  {:<18}  {:<6}  {:>7}  {}{flag}\n",
+                        "{:<36}  {:<18}  {:<6}  {:>7}  {:>8}  {:>10}  {}{flag}\n",
                         t.id,
                         t.phone_number_id,
                         if t.is_active { "yes" } else { "no" },
                         t.faq_entries,
+                        messages,
+                        tokens,
                         t.client_name
                     ));
                 }
@@ -316,7 +340,60 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             let ctx = Ctx::open().await?;
             let id = ctx.store.find_tenant(&r.tenant).await?;
             let t = ctx.store.tenant_summary(id).await?;
-            print(r.json, &t, describe_tenant)
+            let budget = ctx.store.budget_status(id).await?;
+            let failures = ctx.store.recent_failures(id, 5).await?;
+            let mut v = serde_json::to_value(&t)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("budget".into(), serde_json::to_value(&budget)?);
+                o.insert("recent_failures".into(), serde_json::to_value(&failures)?);
+            }
+            print(r.json, &v, |_| {
+                let mut s = describe_tenant(&t);
+                s.push_str(&describe_budget(budget.as_ref()));
+                if failures.is_empty() {
+                    s.push_str("\n  last failed sends:  none");
+                } else {
+                    s.push_str("\n  last failed sends:");
+                    for f in &failures {
+                        s.push_str(&format!(
+                            "\n    {}  {:<10}  code {}  {}",
+                            f.at.format("%Y-%m-%d %H:%M"),
+                            f.reply_source.as_deref().unwrap_or("-"),
+                            f.error_code
+                                .map(|c| c.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            f.error_title.as_deref().unwrap_or("")
+                        ));
+                    }
+                }
+                s
+            })
+        }
+        TenantCommand::SetBudget(b) => {
+            if b.ai_tokens.is_none() && b.messages.is_none() {
+                anyhow::bail!("give --ai-tokens N and/or --messages N (0 removes a limit)");
+            }
+            if b.ai_tokens.is_some_and(|n| n < 0) || b.messages.is_some_and(|n| n < 0) {
+                anyhow::bail!("a budget must be 0 (no limit) or more");
+            }
+            let ctx = Ctx::open().await?;
+            let id = ctx.store.find_tenant(&b.tenant).await?;
+            let now = ctx.store.budget_status(id).await?;
+            // A flag not given keeps that budget as it is; 0 removes it.
+            let pick = |given: Option<i64>, current: Option<i64>| match given {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => current,
+            };
+            let ai = pick(b.ai_tokens, now.as_ref().and_then(|s| s.monthly_ai_tokens));
+            let msgs = pick(b.messages, now.as_ref().and_then(|s| s.monthly_messages));
+            ctx.store.set_budget(id, ai, msgs).await?;
+            tracing::info!(tenant_id = %id, ?ai, ?msgs, "monthly budget set");
+            let status = ctx.store.budget_status(id).await?;
+            let out = serde_json::json!({"tenant_id": id, "budget": status});
+            print(b.json, &out, |_| {
+                format!("tenant {id}:{}", describe_budget(status.as_ref()))
+            })
         }
         TenantCommand::Enable(r) => set_active(r, true).await,
         TenantCommand::Disable(r) => set_active(r, false).await,
@@ -385,6 +462,55 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             })
         }
     }
+}
+
+fn describe_budget(b: Option<&alphadome::store::BudgetStatus>) -> String {
+    let Some(b) = b.filter(|b| b.monthly_ai_tokens.is_some() || b.monthly_messages.is_some())
+    else {
+        return "\n  monthly budget:     none".into();
+    };
+    let limit = |n: Option<i64>| {
+        n.map(|n| n.to_string())
+            .unwrap_or_else(|| "no limit".into())
+    };
+    let mut s = format!(
+        "\n  monthly budget:     AI tokens {} of {}, messages {} of {} ({}%)",
+        b.ai_tokens_used,
+        limit(b.monthly_ai_tokens),
+        b.messages_used,
+        limit(b.monthly_messages),
+        b.percent.unwrap_or(0),
+    );
+    if b.ai_stopped {
+        s.push_str("\n  AI STOPPED:         monthly budget reached; FAQ answers and hand-overs go on until next month or a higher budget");
+    } else if b.notified_this_month {
+        s.push_str("\n  budget warning:     owner told this month (80 % passed)");
+    }
+    s
+}
+
+async fn usage(a: crate::UsageArgs) -> anyhow::Result<()> {
+    let today = chrono::Utc::now().date_naive();
+    let to = a.to.unwrap_or(today);
+    let from = a.from.unwrap_or(to - chrono::Duration::days(30));
+    if from > to {
+        anyhow::bail!("--from {from} is after --to {to}");
+    }
+    let ctx = Ctx::open().await?;
+    let tenant = match a.tenant.as_deref() {
+        Some(t) => Some(ctx.store.find_tenant(t).await?),
+        None => None,
+    };
+    let days = ctx.store.usage_days(tenant, from, to).await?;
+    let prices = ctx.store.prices().await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&days)?);
+    } else if a.csv {
+        print!("{}", alphadome_cli::usage::to_csv(&days, &prices));
+    } else {
+        println!("{}", alphadome_cli::usage::to_text(&days, &prices));
+    }
+    Ok(())
 }
 
 async fn set_active(r: crate::TenantRef, active: bool) -> anyhow::Result<()> {

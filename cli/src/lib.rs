@@ -6,3 +6,4 @@ pub mod loadtest;
 pub mod meta;
 pub mod serve;
 pub mod simulate;
+pub mod usage;

@@ -45,6 +45,8 @@ enum Command {
     /// The owners' dashboard: development sign-in tokens.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Usage per tenant per day (counted by the pipeline), with estimated costs
+    Usage(UsageArgs),
 }
 
 #[derive(Subcommand)]
@@ -89,6 +91,25 @@ fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
         return Err("the lifetime must be between 1 second and 30 days".into());
     }
     Ok(std::time::Duration::from_secs(secs))
+}
+
+#[derive(Args)]
+struct UsageArgs {
+    /// A tenant id or its phone_number_id (default: every tenant)
+    #[arg(long)]
+    tenant: Option<String>,
+    /// First day, YYYY-MM-DD (default: 30 days ago, UTC)
+    #[arg(long)]
+    from: Option<chrono::NaiveDate>,
+    /// Last day, YYYY-MM-DD (default: today, UTC)
+    #[arg(long)]
+    to: Option<chrono::NaiveDate>,
+    /// An array of objects, one per tenant per day
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// CSV, one row per tenant per day, then one total row per tenant
+    #[arg(long)]
+    csv: bool,
 }
 
 #[derive(Args)]
@@ -188,6 +209,21 @@ enum TenantCommand {
     /// Move the old single-tenant deployment over as a tenant, reading its environment
     /// (WHATSAPP_TOKEN, WHATSAPP_PHONE_NUMBER_ID, OPENAI_API_KEY, DEFAULT_BRAND_ID).
     ImportLegacy(ImportLegacy),
+    /// Set a tenant's monthly budgets: at 80 % the owner is told, at 100 % the AI stops
+    SetBudget(SetBudget),
+}
+
+#[derive(Args)]
+struct SetBudget {
+    tenant: String,
+    /// Monthly AI tokens (prompt + completion); 0 removes the limit
+    #[arg(long)]
+    ai_tokens: Option<i64>,
+    /// Monthly messages sent by the assistant; 0 removes the limit
+    #[arg(long)]
+    messages: Option<i64>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]

@@ -381,3 +381,143 @@ fn every_command_has_help() {
         );
     }
 }
+
+#[test]
+fn usage_prints_one_object_per_tenant_per_day_and_budgets_show_in_tenant_show() {
+    let mut env = Env::new();
+    env.ok(&["migrate"]);
+    let a = env.json(&[
+        "tenant",
+        "add",
+        "--name",
+        "Kassangas Music Shop",
+        "--client-phone",
+        "254702245555",
+        "--phone-number-id",
+        "868405499681303",
+        "--json",
+    ]);
+    let id = a["id"].as_str().unwrap().to_owned();
+    // Two days of counts, as the pipeline writes them.
+    let sql = format!(
+        "insert into alphadome.bot_usage_daily (bot_tenant_id, day, counts) values
+           ('{id}', current_date - 1, '{{\"received\": 3, \"reply:faq\": 2, \"reply:ai\": 1, \"ai_calls\": 1, \"ai_prompt_tokens\": 1000000, \"ai_completion_tokens\": 0, \"messages_out\": 3}}'),
+           ('{id}', current_date, '{{\"received\": 1, \"handovers\": 1, \"failed_sends\": 1, \"failed:131047\": 1, \"billable:utility\": 2, \"outbound:utility\": 2}}')"
+    );
+    let out = Command::new("psql")
+        .args([&env.database_url, "-qc", &sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let rows = env.json(&["usage", "--json"]);
+    let rows = rows.as_array().expect("an array");
+    assert_eq!(rows.len(), 2, "one per tenant per day: {rows:?}");
+    for key in [
+        "tenant_id",
+        "day",
+        "received",
+        "replies",
+        "handovers",
+        "cap_hits",
+        "opt_outs",
+        "ai_calls",
+        "ai_prompt_tokens",
+        "ai_completion_tokens",
+        "failed_sends",
+        "est_cost_usd",
+    ] {
+        assert!(rows[0].get(key).is_some(), "{key} missing: {}", rows[0]);
+    }
+    for key in [
+        "faq",
+        "canned",
+        "ai",
+        "fallback",
+        "escalation",
+        "person",
+        "control",
+    ] {
+        assert!(
+            rows[0]["replies"].get(key).is_some(),
+            "replies.{key} missing"
+        );
+    }
+    assert_eq!(rows[0]["tenant_id"], id.as_str());
+    assert_eq!(rows[0]["received"], 3);
+    assert_eq!(rows[0]["replies"]["faq"], 2);
+    // 1M prompt tokens at the default 0.15 USD per million.
+    assert!((rows[0]["est_cost_usd"].as_f64().unwrap() - 0.15).abs() < 1e-9);
+    // 2 billable utility messages at the default 0.004.
+    assert!((rows[1]["est_cost_usd"].as_f64().unwrap() - 0.008).abs() < 1e-9);
+    assert_eq!(rows[1]["failed_sends"], 1);
+
+    // The operator changes a price; the estimate follows.
+    let out = Command::new("psql")
+        .args([
+            &env.database_url,
+            "-qc",
+            "update alphadome.platform_prices set usd = 1 where item = 'ai_prompt_tokens'",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rows = env.json(&["usage", "--tenant", "868405499681303", "--json"]);
+    assert!((rows[0]["est_cost_usd"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+
+    let csv = env.ok(&["usage", "--csv"]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("tenant_id,day,received,"), "{csv}");
+    assert_eq!(lines.len(), 4, "header, two days, one total: {csv}");
+    assert!(lines[3].contains(",total,4,"), "{csv}");
+    let text = env.ok(&["usage"]);
+    assert!(text.contains("estimates"), "{text}");
+    assert!(
+        env.run(&["usage", "--from", "2026-02-10", "--to", "2026-02-01"])
+            .status
+            .code()
+            != Some(0)
+    );
+
+    let listed = env.json(&["tenant", "list", "--json"]);
+    assert_eq!(listed[0]["messages_7d"], 3 + 3 + 1);
+    assert_eq!(listed[0]["ai_tokens_7d"], 1_000_000);
+    assert!(env.ok(&["tenant", "list"]).contains("msgs 7d"));
+
+    let set = env.json(&[
+        "tenant",
+        "set-budget",
+        &id,
+        "--ai-tokens",
+        "1000000",
+        "--messages",
+        "100",
+        "--json",
+    ]);
+    assert_eq!(set["budget"]["monthly_ai_tokens"], 1_000_000);
+    let set = env.json(&["tenant", "set-budget", &id, "--messages", "0", "--json"]);
+    assert_eq!(
+        set["budget"]["monthly_ai_tokens"], 1_000_000,
+        "a flag not given keeps its budget"
+    );
+    assert!(
+        set["budget"]["monthly_messages"].is_null(),
+        "0 removes a limit"
+    );
+    let shown = env.ok(&["tenant", "show", &id]);
+    assert!(shown.contains("monthly budget:"), "{shown}");
+    // Whether this month's use (yesterday's row may be last month) reached the budget.
+    let status = env.json(&["tenant", "show", &id, "--json"]);
+    assert_eq!(
+        status["budget"]["ai_stopped"],
+        status["budget"]["percent"].as_i64().unwrap() >= 100
+    );
+    if status["budget"]["ai_stopped"] == true {
+        assert!(shown.contains("AI STOPPED"), "{shown}");
+    }
+    assert!(shown.contains("last failed sends"), "{shown}");
+}

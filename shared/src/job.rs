@@ -237,6 +237,9 @@ mod tests {
                     recipient_user_id: user_id.map(Into::into),
                     error_code: None,
                     error_title: None,
+                    pricing_category: None,
+                    pricing_billable: None,
+                    pricing_type: None,
                 }),
             },
         )

@@ -61,6 +61,8 @@ pub struct ChatReply {
     pub prompt_tokens: Option<u32>,
     /// Tokens in the reply, from `usage.completion_tokens`.
     pub completion_tokens: Option<u32>,
+    /// Prompt tokens served from OpenAI's cache, from `usage.prompt_tokens_details.cached_tokens`.
+    pub cached_tokens: Option<u32>,
 }
 
 // Conversation text is a user's words: a `{:?}` in a log line must not reveal it.
@@ -79,6 +81,7 @@ impl fmt::Debug for ChatReply {
             .field("text_chars", &self.text.chars().count())
             .field("prompt_tokens", &self.prompt_tokens)
             .field("completion_tokens", &self.completion_tokens)
+            .field("cached_tokens", &self.cached_tokens)
             .finish()
     }
 }
@@ -213,6 +216,7 @@ impl OpenAiClient {
                 text,
                 prompt_tokens: usage.prompt_tokens,
                 completion_tokens: usage.completion_tokens,
+                cached_tokens: usage.prompt_tokens_details.and_then(|d| d.cached_tokens),
             });
         }
 
@@ -291,6 +295,13 @@ struct AssistantMessage {
 struct Usage {
     prompt_tokens: Option<u32>,
     completion_tokens: Option<u32>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Deserialize, Default)]
+struct PromptTokensDetails {
+    cached_tokens: Option<u32>,
 }
 
 // Only the machine-readable fields: `message` may quote the request.

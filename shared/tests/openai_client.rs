@@ -419,6 +419,7 @@ fn debug_output_of_messages_and_replies_hides_their_text() {
         text: "Delivery is KES 200.".into(),
         prompt_tokens: Some(1),
         completion_tokens: None,
+        cached_tokens: None,
     };
     let shown = format!("{reply:?}");
     assert!(!shown.contains("KES"), "{shown}");

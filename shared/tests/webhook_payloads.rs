@@ -703,3 +703,32 @@ fn a_message_and_the_status_of_the_reply_to_it_share_a_queue_group() {
     assert_eq!(message.group_id(), status.group_id());
     assert_ne!(message.dedup_id(), status.dedup_id());
 }
+
+#[test]
+fn a_status_update_carries_metas_pricing_into_the_job_and_an_older_job_without_it_still_parses() {
+    let status = only_status("status_sent");
+    assert_eq!(status.pricing_category.as_deref(), Some("service"));
+    assert_eq!(status.pricing_billable, Some(false));
+    assert_eq!(
+        status.pricing_type.as_deref(),
+        Some("free_customer_service")
+    );
+    let job = Job::new(
+        Uuid::nil(),
+        WebhookEvent {
+            phone_number_id: BUSINESS_NUMBER.into(),
+            kind: EventKind::Status(status.clone()),
+        },
+    );
+    let wire = serde_json::to_string(&job).unwrap();
+    assert!(wire.contains(r#""pricing_category":"service""#), "{wire}");
+    let back: Job = serde_json::from_str(&wire).unwrap();
+    assert_eq!(back, job);
+    // A job written before pricing was carried.
+    let old = r#"{"v":1,"tenant_id":"00000000-0000-0000-0000-000000000000","phone_number_id":"1","kind":"status","wa_message_id":"wamid.x","status":"failed","timestamp":1,"error_code":131047,"error_title":"Re-engagement message"}"#;
+    let old: Job = serde_json::from_str(old).unwrap();
+    let JobKind::Status(s) = old.kind else {
+        panic!("a status job")
+    };
+    assert_eq!((s.error_code, s.pricing_category), (Some(131047), None));
+}

@@ -269,10 +269,7 @@ impl Responder {
     }
 
     async fn handle_status(&self, tenant: TenantId, s: &StatusUpdate) -> Result<Outcome, Retry> {
-        let moved = self
-            .store
-            .apply_status(tenant, &s.wa_message_id, s.status.as_str(), s.error_code)
-            .await?;
+        let moved = self.store.apply_status(tenant, s).await?;
         if let Some(code) = s.error_code {
             tracing::warn!(code, "Meta reports a delivery failure");
         }

@@ -125,15 +125,26 @@ impl Responder {
             Decision::AskForText => {
                 plan.reply(Source::Fallback, policy::ask_for_text_reply());
             }
+            Decision::AskAi if begin.ai_budget_exhausted => {
+                tracing::warn!(
+                    tenant_id = %t.id,
+                    "monthly AI budget reached; handing over to a person instead of asking the AI"
+                );
+                plan.budget_stop = true;
+                escalate = Some(false);
+            }
             Decision::AskAi => {
                 let text = msg.text.unwrap_or_default();
                 match self.ai_key(ctx).await {
                     Ok(key) => match self.ask_ai(ctx, key.as_ref(), &begin.history, text).await {
                         Ok(reply) => {
+                            plan.ai_calls = 1;
                             plan.usage = (reply.prompt_tokens, reply.completion_tokens);
+                            plan.cached_tokens = reply.cached_tokens;
                             plan.reply(Source::Ai, reply.text);
                         }
                         Err(e) => {
+                            plan.ai_calls = 1;
                             tracing::warn!(error = %e, "AI failed; handing over to a person");
                             escalate = Some(false);
                         }
@@ -167,6 +178,19 @@ impl Responder {
                     to_customer: false,
                 });
                 plan.pause = Some(ctx.settings.escalation_quiet_minutes);
+            }
+        }
+        if begin.budget_notice {
+            let percent = begin.budget_percent.unwrap_or(80);
+            tracing::warn!(tenant_id = %t.id, percent, "monthly budget passed 80%; telling the owner");
+            if ctx.settings.escalation_phone.is_some() {
+                plan.replies.push(PlannedReply {
+                    source: "budget",
+                    text: policy::budget_notice(business, percent),
+                    to_customer: false,
+                });
+            } else {
+                tracing::warn!("no escalation phone: the budget notice cannot be sent");
             }
         }
         if begin.first_contact && plan.source != Some(Source::Control) {
@@ -294,6 +318,9 @@ impl Responder {
             // This message would be counted too, as a customer's is.
             replies_this_hour: Some(replies_this_hour + 1),
             history: Vec::new(),
+            ai_budget_exhausted: false,
+            budget_notice: false,
+            budget_percent: None,
         };
         let facts = self.facts(&ctx, &msg, &begin);
         let stopped_by = match policy::decide(&facts) {
@@ -384,6 +411,11 @@ pub(super) struct Plan {
     pub(super) source: Option<Source>,
     pub(super) matched: Option<crate::domain::EntryId>,
     pub(super) usage: (Option<u32>, Option<u32>),
+    pub(super) cached_tokens: Option<u32>,
+    /// The AI was called (successfully or not): counted in the day's usage.
+    pub(super) ai_calls: u32,
+    /// The AI was not asked because the tenant's monthly budget is spent.
+    pub(super) budget_stop: bool,
     pub(super) pause: Option<i32>,
     pub(super) replies: Vec<PlannedReply>,
     /// A problem with the tenant's configuration this message ran into (flagged for the
@@ -419,6 +451,9 @@ impl Plan {
             matched_entry_id: self.matched,
             ai_prompt_tokens: self.usage.0,
             ai_completion_tokens: self.usage.1,
+            ai_cached_tokens: self.cached_tokens,
+            ai_calls: self.ai_calls,
+            budget_stop: self.budget_stop,
             pause_minutes: self.pause,
             replies: &self.replies,
         }

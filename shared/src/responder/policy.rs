@@ -195,6 +195,15 @@ pub fn handover_reply(business: &str) -> String {
     )
 }
 
+/// The owner's once-a-month notice that usage passed 80 % of a monthly budget.
+pub fn budget_notice(business: &str, percent: i64) -> String {
+    format!(
+        "{business}: your assistant has used {percent}% of this month's budget. \
+         At 100% AI answers stop until next month (FAQ answers and hand-overs go on). \
+         Ask your Alphadome operator to raise the budget if you need more."
+    )
+}
+
 pub fn ask_for_text_reply() -> String {
     "Thanks! I can only read text for now - please type your question and I'll help. \
      / Asante! Tafadhali andika swali lako."

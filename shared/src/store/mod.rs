@@ -14,12 +14,14 @@ mod knowledge;
 pub mod literal;
 mod pipeline;
 mod tenants;
+mod usage;
 
 pub use context::*;
 pub use flags::*;
 pub use knowledge::*;
 pub use pipeline::*;
 pub use tenants::*;
+pub use usage::*;
 
 use anyhow::Context as _;
 use secrecy::{ExposeSecret, SecretString};

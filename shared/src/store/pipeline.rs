@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::literal::{fetch_json, json_select, quote_literal};
 use super::{Store, StoreError};
 use crate::domain::{CustomerId, EntryId, TenantId};
+use crate::webhook::StatusUpdate;
 
 /// Input of `alphadome.begin_inbound`.
 #[derive(Debug, Serialize)]
@@ -47,6 +48,16 @@ pub struct Inbound {
     pub replies_this_hour: Option<i32>,
     #[serde(default)]
     pub history: Vec<Turn>,
+    /// This month's AI tokens or messages reached the tenant's budget: the AI stops (FAQ
+    /// answers and hand-overs go on). False without a budget.
+    #[serde(default)]
+    pub ai_budget_exhausted: bool,
+    /// Set on one message per month, once usage passed 80 % of a budget: tell the owner.
+    #[serde(default)]
+    pub budget_notice: bool,
+    /// The larger of the two budgets' use, in percent (none without a budget).
+    #[serde(default)]
+    pub budget_percent: Option<i64>,
 }
 
 fn yes() -> bool {
@@ -72,6 +83,12 @@ pub struct RecordReplies<'a> {
     pub matched_entry_id: Option<EntryId>,
     pub ai_prompt_tokens: Option<u32>,
     pub ai_completion_tokens: Option<u32>,
+    /// Prompt tokens OpenAI served from its cache (part of `ai_prompt_tokens`).
+    pub ai_cached_tokens: Option<u32>,
+    /// How many times the AI was called for this message (0 or 1), counted in the day's usage.
+    pub ai_calls: u32,
+    /// The AI would have been asked but the tenant's budget is spent (counted once).
+    pub budget_stop: bool,
     pub pause_minutes: Option<i32>,
     pub replies: &'a [PlannedReply],
 }
@@ -114,6 +131,10 @@ struct ApplyStatus<'a> {
     wa_message_id: &'a str,
     status: &'a str,
     error_code: Option<i64>,
+    error_title: Option<&'a str>,
+    pricing_category: Option<&'a str>,
+    pricing_billable: Option<bool>,
+    pricing_type: Option<&'a str>,
 }
 
 pub(super) async fn call<T: Serialize>(
@@ -227,25 +248,24 @@ impl Store {
         Ok(())
     }
 
-    /// Applies a delivery status to the outgoing message it is about; returns whether it moved.
+    /// Applies a delivery status to the outgoing message it is about, with Meta's error and
+    /// pricing, and counts it in the day's usage; returns whether the status moved.
     pub async fn apply_status(
         &self,
         tenant_id: TenantId,
-        wa_message_id: &str,
-        status: &str,
-        error_code: Option<i64>,
+        update: &StatusUpdate,
     ) -> Result<bool, StoreError> {
-        let v = call(
-            self,
-            "apply_status",
-            &ApplyStatus {
-                tenant_id,
-                wa_message_id,
-                status,
-                error_code,
-            },
-        )
-        .await?;
+        let input = ApplyStatus {
+            tenant_id,
+            wa_message_id: &update.wa_message_id,
+            status: update.status.as_str(),
+            error_code: update.error_code,
+            error_title: update.error_title.as_deref(),
+            pricing_category: update.pricing_category.as_deref(),
+            pricing_billable: update.pricing_billable,
+            pricing_type: update.pricing_type.as_deref(),
+        };
+        let v = call(self, "apply_status", &input).await?;
         Ok(v.get("updated").and_then(|n| n.as_i64()).unwrap_or(0) > 0)
     }
 }

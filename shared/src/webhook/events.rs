@@ -103,6 +103,15 @@ pub struct StatusUpdate {
     /// The first error's title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_title: Option<String>,
+    /// Meta's pricing category (`service`, `marketing`, `utility`, `authentication`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing_category: Option<String>,
+    /// Whether Meta charges for the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing_billable: Option<bool>,
+    /// Meta's pricing type (`regular`, `free_customer_service`, `free_entry_point`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing_type: Option<String>,
 }
 
 impl StatusUpdate {
@@ -256,6 +265,9 @@ fn to_status_update(status: &Status) -> StatusUpdate {
         recipient_user_id: status.recipient_user_id.clone(),
         error_code: first_error.and_then(|error| error.code),
         error_title: first_error.and_then(|error| error.title.clone()),
+        pricing_category: status.pricing.as_ref().and_then(|p| p.category.clone()),
+        pricing_billable: status.pricing.as_ref().and_then(|p| p.billable),
+        pricing_type: status.pricing.as_ref().and_then(|p| p.pricing_type.clone()),
     }
 }
 

@@ -281,6 +281,9 @@ pub fn status(tenant: &TenantSummary, wamid: &str, st: &str) -> Job {
                 recipient_user_id: None,
                 error_code: None,
                 error_title: None,
+                pricing_category: None,
+                pricing_billable: None,
+                pricing_type: None,
             }),
         },
     )
