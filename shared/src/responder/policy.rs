@@ -329,6 +329,37 @@ pub fn escalation_notice(
     format!("[{business} assistant] {who} {why}. Please reply to them on WhatsApp.{said}")
 }
 
+/// The body parameters of the tenant's hand-over template, in order: `{{1}}` the business,
+/// `{{2}}` the customer as the free-text notice names them, `{{3}}` what they said (at most
+/// 200 characters). Graph refuses an empty parameter and one holding a newline, a tab or more
+/// than four spaces in a row, so whitespace is folded and an empty one becomes a dash.
+pub fn escalation_template_parameters(
+    business: &str,
+    customer: &str,
+    name: Option<&str>,
+    text: Option<&str>,
+    message_type: &str,
+) -> Vec<String> {
+    let fold = |s: &str| {
+        let folded = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        if folded.is_empty() {
+            "-".to_owned()
+        } else {
+            folded
+        }
+    };
+    let who = match name.map(fold).filter(|n| n != "-") {
+        Some(n) => format!("{n} (+{customer})"),
+        None => format!("+{customer}"),
+    };
+    let said = match text {
+        Some(t) => truncate(&fold(t), 200),
+        None if message_type == "order" => "(an order from the catalogue)".to_owned(),
+        None => "(no text)".to_owned(),
+    };
+    vec![fold(business), who, said]
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_owned()
@@ -910,6 +941,28 @@ mod tests {
             );
             assert!(!may_reply(true, &m.message_type, m.text.as_deref(), None));
         }
+    }
+
+    #[test]
+    fn the_template_parameters_name_business_customer_and_message_without_line_breaks() {
+        let long = format!("line one\n\tline    two {}", "x".repeat(400));
+        let p = escalation_template_parameters(
+            "Kassangas",
+            "254711000111",
+            Some("Wanjiku"),
+            Some(&long),
+            "text",
+        );
+        assert_eq!(p[0], "Kassangas");
+        assert_eq!(p[1], "Wanjiku (+254711000111)");
+        assert!(p[2].starts_with("line one line two x"), "{}", p[2]);
+        assert_eq!(p[2].chars().count(), 201, "200 characters and an ellipsis");
+        assert!(p
+            .iter()
+            .all(|x| !x.contains('\n') && !x.contains('\t') && !x.contains("  ")));
+        let order = escalation_template_parameters("K", "2547", Some("  "), None, "order");
+        assert_eq!(order[1], "+2547");
+        assert_eq!(order[2], "(an order from the catalogue)");
     }
 
     #[test]
