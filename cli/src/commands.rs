@@ -89,7 +89,26 @@ fn describe_tenant(t: &TenantSummary) -> String {
         kv = t.key_version,
         faq = t.faq_entries,
     );
-    described + &attention
+    let template = match (&t.escalation_template_name, &t.escalation_template_language) {
+        (Some(name), Some(language)) => format!("\n  hand-over template: {name} ({language})"),
+        _ if t.has_escalation_phone => {
+            "\n  hand-over template: NONE - WARNING: hand-over notices may not arrive; \
+             Meta refuses free text when the owner has not written to the business number in \
+             24 hours (set one with `tenant set-escalation-template`)"
+                .to_owned()
+        }
+        _ => "\n  hand-over template: none (no escalation phone)".to_owned(),
+    };
+    described + &template + &attention
+}
+
+/// A WhatsApp template language code: `en`, `sw`, `en_US`, `zh_Hant` ...
+fn is_language_code(code: &str) -> bool {
+    let (lang, region) = code.split_once('_').unwrap_or((code, ""));
+    (2..=3).contains(&lang.len())
+        && lang.bytes().all(|b| b.is_ascii_lowercase())
+        && (region.is_empty()
+            || ((2..=4).contains(&region.len()) && region.bytes().all(|b| b.is_ascii_alphabetic())))
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -393,6 +412,47 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             let out = serde_json::json!({"tenant_id": id, "budget": status});
             print(b.json, &out, |_| {
                 format!("tenant {id}:{}", describe_budget(status.as_ref()))
+            })
+        }
+        TenantCommand::SetEscalationTemplate(a) => {
+            let template = match (&a.name, &a.language, a.clear) {
+                (_, _, true) => None,
+                (Some(name), Some(language), false) => {
+                    let valid_name = !name.is_empty()
+                        && name.len() <= 512
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                    if !valid_name {
+                        anyhow::bail!(
+                            "--name: a template name is lowercase letters, digits and underscores"
+                        );
+                    }
+                    if !is_language_code(language) {
+                        anyhow::bail!("--language: a code such as en, en_US or sw");
+                    }
+                    Some((name.as_str(), language.as_str()))
+                }
+                _ => anyhow::bail!("give --name and --language, or --clear"),
+            };
+            let ctx = Ctx::open().await?;
+            let id = ctx.store.find_tenant(&a.tenant).await?;
+            ctx.store.set_escalation_template(id, template).await?;
+            tracing::info!(tenant_id = %id, template = ?template.map(|t| t.0), "escalation template set");
+            let out = serde_json::json!({
+                "tenant_id": id,
+                "escalation_template_name": template.map(|t| t.0),
+                "escalation_template_language": template.map(|t| t.1),
+            });
+            print(a.json, &out, |_| {
+                match template {
+                Some((name, language)) => format!(
+                    "tenant {id}: hand-over notices refused outside the owner's 24-hour window are sent as template {name} ({language})"
+                ),
+                None => format!(
+                    "tenant {id}: no escalation template; hand-over notices may not arrive when the owner has not written in 24 hours"
+                ),
+            }
             })
         }
         TenantCommand::Enable(r) => set_active(r, true).await,

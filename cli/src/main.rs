@@ -211,6 +211,27 @@ enum TenantCommand {
     ImportLegacy(ImportLegacy),
     /// Set a tenant's monthly budgets: at 80 % the owner is told, at 100 % the AI stops
     SetBudget(SetBudget),
+    /// Set the approved utility template a hand-over notice is sent as when the owner's
+    /// 24-hour window is closed (Graph 131047); its body takes {{1}} business, {{2}} customer,
+    /// {{3}} their message.
+    SetEscalationTemplate(SetEscalationTemplate),
+}
+
+#[derive(Args)]
+struct SetEscalationTemplate {
+    /// Tenant id or its WhatsApp phone_number_id.
+    tenant: String,
+    /// The template's name as approved in WhatsApp Manager (lowercase, digits, underscores).
+    #[arg(long, required_unless_present = "clear")]
+    name: Option<String>,
+    /// The template's language code as approved (e.g. en, en_US, sw).
+    #[arg(long, required_unless_present = "clear")]
+    language: Option<String>,
+    /// Remove the template (notices then go as free text only).
+    #[arg(long, conflicts_with_all = ["name", "language"])]
+    clear: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]

@@ -249,6 +249,38 @@ fn an_operator_sets_up_two_businesses_from_an_empty_database_and_no_secret_is_ev
     let shown = env.ok(&["tenant", "show", "868405499681303"]);
     assert!(shown.contains("whatsapp token:     set"));
     assert!(!shown.contains("702245"), "the client phone is masked");
+    assert!(
+        shown.contains("hand-over template: NONE - WARNING"),
+        "without a template, notices may not arrive: {shown}"
+    );
+    let set = env.json(&[
+        "tenant",
+        "set-escalation-template",
+        "868405499681303",
+        "--name",
+        "handover_notice",
+        "--language",
+        "en_US",
+        "--json",
+    ]);
+    assert_eq!(set["escalation_template_name"], "handover_notice");
+    let shown = env.ok(&["tenant", "show", "868405499681303"]);
+    assert!(
+        shown.contains("hand-over template: handover_notice (en_US)") && !shown.contains("WARNING"),
+        "{shown}"
+    );
+    for bad in [["Handover Notice", "en"], ["handover_notice", "English"]] {
+        let out = env.run(&[
+            "tenant",
+            "set-escalation-template",
+            "868405499681303",
+            "--name",
+            bad[0],
+            "--language",
+            bad[1],
+        ]);
+        assert_ne!(out.status.code(), Some(0), "{bad:?}");
+    }
 
     env.ok(&["tenant", "disable", "100200300400"]);
     assert_eq!(
@@ -366,6 +398,7 @@ fn every_command_has_help() {
         vec!["tenant", "add", "--help"],
         vec!["tenant", "list", "--help"],
         vec!["tenant", "rotate-key", "--help"],
+        vec!["tenant", "set-escalation-template", "--help"],
         vec!["template", "set", "--help"],
         vec!["faq", "import", "--help"],
         vec!["faq", "list", "--help"],

@@ -1,5 +1,6 @@
-//! Outbound client for Meta's WhatsApp Cloud API (Graph API): sends text replies and read
-//! receipts with a tenant's token, and sorts Graph's failures into retry / renew token / give up.
+//! Outbound client for Meta's WhatsApp Cloud API (Graph API): sends text replies, template
+//! messages and read receipts with a tenant's token, and sorts Graph's failures into retry /
+//! renew token / give up.
 
 use std::fmt;
 use std::time::Duration;
@@ -151,6 +152,63 @@ impl WhatsAppClient {
             }
         }
         Ok(ids)
+    }
+
+    /// Sends the approved template `name` in `language` (e.g. `en`, `en_US`) to `to`, with
+    /// `body_parameters` filling the body's `{{1}}`, `{{2}}`, ... in order. A template is the
+    /// only message Graph delivers outside the recipient's 24-hour window. Returns the wamid.
+    pub async fn send_template(
+        &self,
+        phone_number_id: &str,
+        token: &SecretString,
+        to: &Recipient,
+        name: &str,
+        language: &str,
+        body_parameters: &[String],
+    ) -> Result<String, SendError> {
+        let (to_field, recipient_field) = match to {
+            Recipient::Phone(p) => (Some(p.as_str()), None),
+            Recipient::UserId(u) => (None, Some(u.as_str())),
+        };
+        let components = if body_parameters.is_empty() {
+            Vec::new()
+        } else {
+            vec![TemplateComponent {
+                kind: "body",
+                parameters: body_parameters
+                    .iter()
+                    .map(|text| TemplateParameter { kind: "text", text })
+                    .collect(),
+            }]
+        };
+        let request = TemplateMessageRequest {
+            messaging_product: "whatsapp",
+            recipient_type: "individual",
+            to: to_field,
+            recipient: recipient_field,
+            kind: "template",
+            template: TemplateBody {
+                name,
+                language: TemplateLanguage { code: language },
+                components,
+            },
+        };
+        let response: SendResponse = self.post_messages(phone_number_id, token, &request).await?;
+        response
+            .messages
+            .into_iter()
+            .next()
+            .map(|m| m.id)
+            .ok_or_else(|| {
+                tracing::warn!(
+                    phone_number_id,
+                    "Graph accepted a template but returned no message id"
+                );
+                SendError::Rejected {
+                    code: None,
+                    http_status: 200,
+                }
+            })
     }
 
     /// Marks the inbound message `wa_message_id` as read (blue ticks for the user).
@@ -342,6 +400,46 @@ struct TextBody<'a> {
 #[derive(Serialize)]
 struct Context<'a> {
     message_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct TemplateMessageRequest<'a> {
+    messaging_product: &'static str,
+    recipient_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    template: TemplateBody<'a>,
+}
+
+#[derive(Serialize)]
+struct TemplateBody<'a> {
+    name: &'a str,
+    language: TemplateLanguage<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    components: Vec<TemplateComponent<'a>>,
+}
+
+#[derive(Serialize)]
+struct TemplateLanguage<'a> {
+    code: &'a str,
+}
+
+#[derive(Serialize)]
+struct TemplateComponent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    parameters: Vec<TemplateParameter<'a>>,
+}
+
+#[derive(Serialize)]
+struct TemplateParameter<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
 }
 
 #[derive(Serialize)]

@@ -457,3 +457,77 @@ fn closed_port_address() -> std::net::SocketAddr {
         .local_addr()
         .expect("a bound listener has an address")
 }
+
+#[tokio::test]
+async fn a_template_is_sent_with_its_name_language_and_body_parameters() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v25.0/{PHONE_NUMBER_ID}/messages")))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(body_json(json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": USER,
+            "type": "template",
+            "template": {
+                "name": "handover_notice",
+                "language": {"code": "en_US"},
+                "components": [{"type": "body", "parameters": [
+                    {"type": "text", "text": "Kassangas"},
+                    {"type": "text", "text": "+254711000111"},
+                    {"type": "text", "text": "bei ya guitar?"}
+                ]}]
+            }
+        })))
+        .respond_with(accepted("wamid.TPL"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let id = client(&server)
+        .send_template(
+            PHONE_NUMBER_ID,
+            &token(),
+            &Recipient::Phone(USER.into()),
+            "handover_notice",
+            "en_US",
+            &[
+                "Kassangas".to_owned(),
+                "+254711000111".to_owned(),
+                "bei ya guitar?".to_owned(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(id, "wamid.TPL");
+}
+
+#[tokio::test]
+async fn a_refused_template_is_classified_like_any_send() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(graph_error(400, 132001))
+        .mount(&server)
+        .await;
+    let e = client(&server)
+        .send_template(
+            PHONE_NUMBER_ID,
+            &token(),
+            &Recipient::UserId("KE.1".into()),
+            "missing_template",
+            "en",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        SendError::Rejected {
+            code: Some(132001),
+            http_status: 400
+        }
+    );
+    let sent: Value =
+        serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(sent["recipient"], "KE.1");
+    assert!(sent.get("to").is_none() && sent["template"].get("components").is_none());
+}

@@ -11,10 +11,12 @@
 //! The rooms: `batch` orders an SQS batch into waves of FIFO groups; `steps` runs the
 //! database steps for one tenant's messages (and keeps a panic or a refused message to
 //! itself); `plan` turns the facts of a message into the replies to record (the same code
-//! answers `alphadome ask`); `send` sends them with the tenant's token.
+//! answers `alphadome ask`); `send` sends them with the tenant's token; `handover` retries
+//! an owner's notice refused outside their 24-hour window as the tenant's template.
 
 mod batch;
 mod context;
+mod handover;
 mod plan;
 pub mod policy;
 mod send;

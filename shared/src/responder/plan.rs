@@ -24,9 +24,11 @@ impl Responder {
             unreachable!("only message jobs are prepared")
         };
         let t = &ctx.record.tenant;
-        let text = m.text.as_deref().map(str::trim).filter(|s| !s.is_empty());
-        let intent = text.and_then(detect_control_intent);
-        let faq = match (text, intent) {
+        // Decided on Meta's type: a reaction's emoji or an order's note is not a question.
+        let text = policy::said_in(&m.message_type, m.text.as_deref());
+        let words = policy::words_of(&m.message_type, m.text.as_deref());
+        let intent = words.and_then(detect_control_intent);
+        let faq = match (words, intent) {
             (Some(text), None) => ctx.match_faq(text),
             _ => None,
         };
@@ -97,7 +99,7 @@ impl Responder {
         let m = msg.m;
         let business = t.client_name.as_str();
         let mut plan = Plan::default();
-        let mut escalate: Option<bool> = None;
+        let mut escalate: Option<policy::Handover> = None;
         match policy::decide(facts) {
             Decision::Silent(why) => {
                 if matches!(why, policy::Silence::NoToken) {
@@ -122,8 +124,8 @@ impl Responder {
                 plan.matched = Some(entry.id);
                 plan.reply(s, entry.answer.clone());
             }
-            Decision::AskForText => {
-                plan.reply(Source::Fallback, policy::ask_for_text_reply());
+            Decision::AskForText(what) => {
+                plan.reply(Source::Fallback, policy::ask_for_text_reply(what));
             }
             Decision::AskAi if begin.ai_budget_exhausted => {
                 tracing::warn!(
@@ -131,7 +133,7 @@ impl Responder {
                     "monthly AI budget reached; handing over to a person instead of asking the AI"
                 );
                 plan.budget_stop = true;
-                escalate = Some(false);
+                escalate = Some(policy::Handover::Unanswered);
             }
             Decision::AskAi => {
                 let text = msg.text.unwrap_or_default();
@@ -146,22 +148,22 @@ impl Responder {
                         Err(e) => {
                             plan.ai_calls = 1;
                             tracing::warn!(error = %e, "AI failed; handing over to a person");
-                            escalate = Some(false);
+                            escalate = Some(policy::Handover::Unanswered);
                         }
                     },
                     Err(problem) => {
                         plan.problem = Some(problem);
-                        escalate = Some(false);
+                        escalate = Some(policy::Handover::Unanswered);
                     }
                 }
             }
-            Decision::Escalate { asked } => escalate = Some(asked),
+            Decision::Escalate(why) => escalate = Some(why),
         }
-        if let Some(asked) = escalate {
+        if let Some(why) = escalate {
             plan.source = Some(Source::Escalation);
             plan.replies.push(PlannedReply {
                 source: "fallback",
-                text: policy::handover_reply(business),
+                text: policy::handover_reply(business, why),
                 to_customer: true,
             });
             if ctx.settings.escalation_phone.is_some() {
@@ -173,7 +175,7 @@ impl Responder {
                         customer,
                         m.profile_name.as_deref(),
                         msg.text,
-                        asked,
+                        why,
                     ),
                     to_customer: false,
                 });
@@ -392,14 +394,22 @@ impl Incoming<'_> {
                 ControlIntent::Start => "start",
                 ControlIntent::Human => "human",
             }),
-            count_reply: policy::may_reply(self.bot_enabled, self.intent),
+            count_reply: policy::may_reply(
+                self.bot_enabled,
+                &m.message_type,
+                self.text,
+                self.intent,
+            ),
             with_history: self.may_ask_ai(),
         }
     }
 
     /// Whether the policy may hand this message to the AI (then its history is fetched too).
     pub(super) fn may_ask_ai(&self) -> bool {
-        self.ai_available && self.faq.is_none() && self.intent.is_none() && self.text.is_some()
+        self.ai_available
+            && self.faq.is_none()
+            && self.intent.is_none()
+            && policy::words_of(&self.m.message_type, self.text).is_some()
     }
 }
 

@@ -100,24 +100,99 @@ pub enum Decision<'a> {
     Control(ControlIntent),
     Answer(&'a EntryRecord),
     AskAi,
-    /// Hand over to a person: the customer asked, or nothing else can answer.
-    Escalate {
-        asked: bool,
-    },
-    /// Media without words: ask for text, no escalation.
-    AskForText,
+    /// Hand over to a person: the customer asked, nothing else can answer, or an order came in.
+    Escalate(Handover),
+    /// Something without words we can read (media without caption, a voice note, a contact
+    /// card): ask for words, no escalation.
+    AskForText(Unreadable),
 }
 
-/// Types that carry nothing to answer (a reaction is an emoji on our message).
-fn is_unanswerable_type(t: &str) -> bool {
-    matches!(
-        t,
-        "reaction" | "system" | "unsupported" | "unknown" | "request_welcome" | "ephemeral"
-    )
+/// Why a conversation is handed to a person (said in the owner's notice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// The customer asked for a person.
+    Asked,
+    /// Neither the FAQ nor the AI could answer.
+    Unanswered,
+    /// The customer sent an order from the catalogue: only a person can confirm it.
+    Order,
+}
+
+/// What a message carries that the bot cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// A picture, video or document without a caption.
+    Media,
+    /// A voice note or audio file (transcription is not built yet).
+    VoiceNote,
+    /// A shared contact card, or a location without a name or address.
+    Shared,
+}
+
+/// What a message of one type carries for the policy. Decided on Meta's type first, so
+/// that what the webhook put in `text` (a reaction's emoji, for one) cannot turn a message
+/// that needs no answer into a question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content<'a> {
+    /// Words to answer: a text, the title of a tapped button or list row (interactive or
+    /// template button), a media caption, a location's name and address.
+    Words(&'a str),
+    /// Nothing readable: ask for words.
+    Unreadable(Unreadable),
+    /// An order from the catalogue, with the customer's note if any.
+    Order(Option<&'a str>),
+    /// Nothing to answer: a reaction, a sticker, a system message, an unsupported or unknown
+    /// type, a welcome request, an ephemeral message.
+    Nothing,
+}
+
+/// What a message of type `message_type`, with the webhook's `text`, carries for the policy.
+/// The README's table "What each message type gets" follows this function.
+pub fn content_of<'a>(message_type: &str, text: Option<&'a str>) -> Content<'a> {
+    let words = text.map(str::trim).filter(|t| !t.is_empty());
+    match message_type {
+        // Buttons and list rows carry the title the customer tapped; an interactive reply
+        // without one (a Flow's answer) has nothing to answer.
+        "text" => words.map_or(Content::Unreadable(Unreadable::Shared), Content::Words),
+        "button" | "interactive" => words.map_or(Content::Nothing, Content::Words),
+        "image" | "video" | "document" => {
+            words.map_or(Content::Unreadable(Unreadable::Media), Content::Words)
+        }
+        "audio" => Content::Unreadable(Unreadable::VoiceNote),
+        "location" => words.map_or(Content::Unreadable(Unreadable::Shared), Content::Words),
+        "contacts" => Content::Unreadable(Unreadable::Shared),
+        "order" => Content::Order(words),
+        // A sticker is a 👍 or a smile in picture form, like a reaction: asking the customer
+        // to type would answer a thank-you with a chore.
+        _ => Content::Nothing,
+    }
+}
+
+/// The words the FAQ, the control intents and the AI see: only those a customer wrote or
+/// tapped, never a reaction's emoji or an order's note.
+pub fn words_of<'a>(message_type: &str, text: Option<&'a str>) -> Option<&'a str> {
+    match content_of(message_type, text) {
+        Content::Words(w) => Some(w),
+        _ => None,
+    }
+}
+
+/// What the customer said, as the owner's notice quotes it: their words, or an order's note.
+pub fn said_in<'a>(message_type: &str, text: Option<&'a str>) -> Option<&'a str> {
+    match content_of(message_type, text) {
+        Content::Words(w) | Content::Order(Some(w)) => Some(w),
+        _ => None,
+    }
 }
 
 /// The decision for one claimed message.
 pub fn decide<'a>(f: &Facts<'a>) -> Decision<'a> {
+    let content = content_of(f.message_type, f.text);
+    // Only words can say STOP, START or "a person please".
+    let intent = match content {
+        Content::Words(_) => f.intent,
+        _ => None,
+    };
     if !f.tenant_active {
         return Decision::Silent(Silence::TenantInactive);
     }
@@ -130,7 +205,10 @@ pub fn decide<'a>(f: &Facts<'a>) -> Decision<'a> {
     if (f.now - f.message_time).num_seconds() >= SERVICE_WINDOW_SECS {
         return Decision::Silent(Silence::WindowClosed);
     }
-    match f.intent {
+    if content == Content::Nothing {
+        return Decision::Silent(Silence::NotAnswerable);
+    }
+    match intent {
         Some(ControlIntent::Stop) if f.was_subscribed => {
             return Decision::Control(ControlIntent::Stop)
         }
@@ -149,28 +227,30 @@ pub fn decide<'a>(f: &Facts<'a>) -> Decision<'a> {
     if f.replies_this_hour.is_some_and(|n| n > f.max_per_hour) {
         return Decision::Silent(Silence::HourlyLimit);
     }
-    let text = f.text.map(str::trim).filter(|t| !t.is_empty());
-    let Some(_) = text else {
-        if is_unanswerable_type(f.message_type) {
-            return Decision::Silent(Silence::NotAnswerable);
+    match content {
+        Content::Nothing => Decision::Silent(Silence::NotAnswerable),
+        Content::Unreadable(what) => Decision::AskForText(what),
+        Content::Order(_) => Decision::Escalate(Handover::Order),
+        Content::Words(_) if intent == Some(ControlIntent::Human) => {
+            Decision::Escalate(Handover::Asked)
         }
-        return Decision::AskForText;
-    };
-    if f.intent == Some(ControlIntent::Human) {
-        return Decision::Escalate { asked: true };
+        Content::Words(_) => match f.faq {
+            Some(entry) => Decision::Answer(entry),
+            None if f.ai_available => Decision::AskAi,
+            None => Decision::Escalate(Handover::Unanswered),
+        },
     }
-    if let Some(entry) = f.faq {
-        return Decision::Answer(entry);
-    }
-    if f.ai_available {
-        return Decision::AskAi;
-    }
-    Decision::Escalate { asked: false }
 }
 
 /// Whether a message may be counted against the hourly cap (it may get a reply).
-pub fn may_reply(bot_enabled: bool, intent: Option<ControlIntent>) -> bool {
+pub fn may_reply(
+    bot_enabled: bool,
+    message_type: &str,
+    text: Option<&str>,
+    intent: Option<ControlIntent>,
+) -> bool {
     bot_enabled
+        && content_of(message_type, text) != Content::Nothing
         && !matches!(
             intent,
             Some(ControlIntent::Stop) | Some(ControlIntent::Start)
@@ -188,11 +268,17 @@ pub fn start_confirmation(business: &str) -> String {
     format!("Welcome back! {business} will answer your messages again. / Karibu tena!")
 }
 
-pub fn handover_reply(business: &str) -> String {
-    format!(
-        "Thanks for your message! A member of the {business} team will get back to you shortly.\n\
-         Asante! Mmoja wa timu yetu atakujibu hivi punde."
-    )
+pub fn handover_reply(business: &str, why: Handover) -> String {
+    match why {
+        Handover::Order => format!(
+            "Thanks for your order! A member of the {business} team will get back to you shortly to confirm it.\n\
+             Asante kwa oda yako! Mmoja wa timu yetu atakujibu hivi punde."
+        ),
+        _ => format!(
+            "Thanks for your message! A member of the {business} team will get back to you shortly.\n\
+             Asante! Mmoja wa timu yetu atakujibu hivi punde."
+        ),
+    }
 }
 
 /// The owner's once-a-month notice that usage passed 80 % of a monthly budget.
@@ -204,10 +290,19 @@ pub fn budget_notice(business: &str, percent: i64) -> String {
     )
 }
 
-pub fn ask_for_text_reply() -> String {
-    "Thanks! I can only read text for now - please type your question and I'll help. \
-     / Asante! Tafadhali andika swali lako."
-        .to_owned()
+/// The polite request for words, for what the bot cannot read.
+pub fn ask_for_text_reply(what: Unreadable) -> String {
+    match what {
+        Unreadable::VoiceNote => "Thanks for your voice note! I can't listen to voice notes yet - \
+             please type your question and I'll help. \
+             / Asante! Siwezi kusikiliza sauti bado, tafadhali andika swali lako."
+            .to_owned(),
+        Unreadable::Media | Unreadable::Shared => {
+            "Thanks! I can only read text for now - please type your question and I'll help. \
+             / Asante! Tafadhali andika swali lako."
+                .to_owned()
+        }
+    }
 }
 
 /// The notice to the business's escalation phone: who needs a person and what they wrote.
@@ -217,21 +312,52 @@ pub fn escalation_notice(
     customer: &str,
     name: Option<&str>,
     text: Option<&str>,
-    asked: bool,
+    why: Handover,
 ) -> String {
     let who = match name {
         Some(n) => format!("{n} (+{customer})"),
         None => format!("+{customer}"),
     };
-    let why = if asked {
-        "asked to talk to a person"
-    } else {
-        "asked something the bot could not answer"
+    let why = match why {
+        Handover::Asked => "asked to talk to a person",
+        Handover::Unanswered => "asked something the bot could not answer",
+        Handover::Order => "sent an order that needs a person to confirm it",
     };
     let said = text
         .map(|t| format!("\nTheir message: \"{}\"", truncate(t, 500)))
         .unwrap_or_default();
     format!("[{business} assistant] {who} {why}. Please reply to them on WhatsApp.{said}")
+}
+
+/// The body parameters of the tenant's hand-over template, in order: `{{1}}` the business,
+/// `{{2}}` the customer as the free-text notice names them, `{{3}}` what they said (at most
+/// 200 characters). Graph refuses an empty parameter and one holding a newline, a tab or more
+/// than four spaces in a row, so whitespace is folded and an empty one becomes a dash.
+pub fn escalation_template_parameters(
+    business: &str,
+    customer: &str,
+    name: Option<&str>,
+    text: Option<&str>,
+    message_type: &str,
+) -> Vec<String> {
+    let fold = |s: &str| {
+        let folded = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        if folded.is_empty() {
+            "-".to_owned()
+        } else {
+            folded
+        }
+    };
+    let who = match name.map(fold).filter(|n| n != "-") {
+        Some(n) => format!("{n} (+{customer})"),
+        None => format!("+{customer}"),
+    };
+    let said = match text {
+        Some(t) => truncate(&fold(t), 200),
+        None if message_type == "order" => "(an order from the catalogue)".to_owned(),
+        None => "(no text)".to_owned(),
+    };
+    vec![fold(business), who, said]
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -462,7 +588,7 @@ mod tests {
             ai_available: false,
             ..facts(None)
         };
-        assert_eq!(decide(&f), Decision::Escalate { asked: false });
+        assert_eq!(decide(&f), Decision::Escalate(Handover::Unanswered));
     }
 
     #[test]
@@ -543,7 +669,7 @@ mod tests {
             intent: Some(ControlIntent::Human),
             ..facts(Some(&e))
         };
-        assert_eq!(decide(&f), Decision::Escalate { asked: true });
+        assert_eq!(decide(&f), Decision::Escalate(Handover::Asked));
     }
 
     #[test]
@@ -568,13 +694,275 @@ mod tests {
             message_type: "image",
             ..facts(None)
         };
-        assert_eq!(decide(&image), Decision::AskForText);
+        assert_eq!(decide(&image), Decision::AskForText(Unreadable::Media));
         let reaction = Facts {
             text: None,
             message_type: "reaction",
             ..facts(None)
         };
         assert_eq!(decide(&reaction), Decision::Silent(Silence::NotAnswerable));
+    }
+
+    /// The messages of a fixture payload, built as the webhook builds them.
+    fn fixture(name: &str) -> Vec<crate::webhook::InboundMessage> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/payloads")
+            .join(format!("{name}.json"));
+        inbound(&std::fs::read(path).unwrap())
+    }
+
+    fn inbound(body: &[u8]) -> Vec<crate::webhook::InboundMessage> {
+        let payload = crate::webhook::WebhookPayload::from_slice(body).unwrap();
+        crate::webhook::extract_events(&payload)
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                crate::webhook::EventKind::Message(m) => Some(m),
+                crate::webhook::EventKind::Status(_) => None,
+            })
+            .collect()
+    }
+
+    fn only(name: &str) -> crate::webhook::InboundMessage {
+        let mut all = fixture(name);
+        assert_eq!(all.len(), 1, "{name}");
+        all.remove(0)
+    }
+
+    /// The facts of `m` for a subscribed customer, with the webhook's `text` as it is (not
+    /// filtered, so a type's rule cannot lean on the responder dropping the text) and the
+    /// control intent the responder reads from the words.
+    fn facts_of<'a>(
+        m: &'a crate::webhook::InboundMessage,
+        faq: Option<&'a EntryRecord>,
+        ai_available: bool,
+    ) -> Facts<'a> {
+        let text = m.text.as_deref();
+        Facts {
+            text,
+            message_type: &m.message_type,
+            intent: words_of(&m.message_type, text).and_then(crate::intent::detect_control_intent),
+            faq,
+            ai_available,
+            ..facts(None)
+        }
+    }
+
+    /// The decision with a matching FAQ entry and the AI on, and with neither.
+    fn both_ways(m: &crate::webhook::InboundMessage) -> (Decision<'_>, Decision<'_>) {
+        let e: &'static EntryRecord = Box::leak(Box::new(entry()));
+        (
+            decide(&facts_of(m, Some(e), true)),
+            decide(&facts_of(m, None, false)),
+        )
+    }
+
+    #[test]
+    fn a_text_is_answered_from_the_faq_then_the_ai_then_a_person() {
+        let m = only("text");
+        let e = entry();
+        assert_eq!(decide(&facts_of(&m, Some(&e), true)), Decision::Answer(&e));
+        assert_eq!(decide(&facts_of(&m, None, true)), Decision::AskAi);
+        assert_eq!(
+            decide(&facts_of(&m, None, false)),
+            Decision::Escalate(Handover::Unanswered)
+        );
+    }
+
+    #[test]
+    fn a_tapped_button_or_list_row_is_answered_as_its_title() {
+        for (name, title) in [
+            ("interactive_button_reply", "Book a table"),
+            ("interactive_list_reply", "Mains"),
+        ] {
+            let m = only(name);
+            assert_eq!(words_of(&m.message_type, m.text.as_deref()), Some(title));
+            let e = entry();
+            assert_eq!(decide(&facts_of(&m, Some(&e), true)), Decision::Answer(&e));
+            assert_eq!(decide(&facts_of(&m, None, true)), Decision::AskAi);
+        }
+    }
+
+    #[test]
+    fn a_template_buttons_reply_is_answered_as_its_text() {
+        let m = only("button");
+        assert_eq!(
+            words_of(&m.message_type, m.text.as_deref()),
+            Some("Stop promotions")
+        );
+        let e = entry();
+        assert_eq!(decide(&facts_of(&m, Some(&e), true)), Decision::Answer(&e));
+        assert_eq!(decide(&facts_of(&m, None, true)), Decision::AskAi);
+    }
+
+    #[test]
+    fn a_reaction_gets_nothing_whether_or_not_it_carries_an_emoji() {
+        let m = only("reaction");
+        assert!(m.text.is_some(), "the fixture's reaction carries its emoji");
+        let (with_help, without) = both_ways(&m);
+        assert_eq!(with_help, Decision::Silent(Silence::NotAnswerable));
+        assert_eq!(without, Decision::Silent(Silence::NotAnswerable));
+        // Even if something read an intent into it.
+        let asked = Facts {
+            intent: Some(ControlIntent::Human),
+            ..facts_of(&m, None, false)
+        };
+        assert_eq!(decide(&asked), Decision::Silent(Silence::NotAnswerable));
+        let removed = crate::webhook::InboundMessage {
+            text: None,
+            ..m.clone()
+        };
+        assert_eq!(
+            decide(&facts_of(&removed, None, false)),
+            Decision::Silent(Silence::NotAnswerable)
+        );
+        assert_eq!(words_of(&m.message_type, m.text.as_deref()), None);
+        assert!(!may_reply(true, &m.message_type, m.text.as_deref(), None));
+    }
+
+    #[test]
+    fn a_picture_video_or_document_is_answered_by_its_caption_or_asks_for_words() {
+        for (name, caption) in [
+            ("image", "Is this one in stock?"),
+            ("video", "This is the noise the amp makes"),
+            ("document", "Our event booking form"),
+        ] {
+            let m = only(name);
+            assert_eq!(m.text.as_deref(), Some(caption));
+            assert_eq!(decide(&facts_of(&m, None, true)), Decision::AskAi);
+            let bare = crate::webhook::InboundMessage {
+                text: None,
+                ..m.clone()
+            };
+            let (with_help, without) = both_ways(&bare);
+            assert_eq!(with_help, Decision::AskForText(Unreadable::Media));
+            assert_eq!(
+                without,
+                Decision::AskForText(Unreadable::Media),
+                "no escalation"
+            );
+        }
+    }
+
+    #[test]
+    fn a_voice_note_asks_the_customer_to_type_without_pinging_the_owner() {
+        let m = only("audio");
+        let (with_help, without) = both_ways(&m);
+        assert_eq!(with_help, Decision::AskForText(Unreadable::VoiceNote));
+        assert_eq!(without, Decision::AskForText(Unreadable::VoiceNote));
+        assert!(ask_for_text_reply(Unreadable::VoiceNote).contains("voice note"));
+    }
+
+    #[test]
+    fn a_sticker_gets_nothing() {
+        let m = only("sticker");
+        let (with_help, without) = both_ways(&m);
+        assert_eq!(with_help, Decision::Silent(Silence::NotAnswerable));
+        assert_eq!(without, Decision::Silent(Silence::NotAnswerable));
+    }
+
+    #[test]
+    fn a_location_is_answered_as_its_name_and_address_or_asks_for_words() {
+        let m = only("location");
+        assert_eq!(
+            words_of(&m.message_type, m.text.as_deref()),
+            Some("Sarit Centre, Karuna Rd, Westlands, Nairobi")
+        );
+        assert_eq!(decide(&facts_of(&m, None, true)), Decision::AskAi);
+        assert_eq!(
+            decide(&facts_of(&m, None, false)),
+            Decision::Escalate(Handover::Unanswered)
+        );
+        let pin = crate::webhook::InboundMessage {
+            text: None,
+            ..m.clone()
+        };
+        assert_eq!(
+            decide(&facts_of(&pin, None, false)),
+            Decision::AskForText(Unreadable::Shared)
+        );
+    }
+
+    #[test]
+    fn a_contact_card_asks_for_words() {
+        let m = only("contacts");
+        let (with_help, without) = both_ways(&m);
+        assert_eq!(with_help, Decision::AskForText(Unreadable::Shared));
+        assert_eq!(without, Decision::AskForText(Unreadable::Shared));
+    }
+
+    #[test]
+    fn an_order_is_handed_to_a_person_even_when_the_faq_or_ai_could_answer_its_note() {
+        let m = only("order");
+        let (with_help, without) = both_ways(&m);
+        assert_eq!(with_help, Decision::Escalate(Handover::Order));
+        assert_eq!(without, Decision::Escalate(Handover::Order));
+        assert_eq!(
+            said_in(&m.message_type, m.text.as_deref()),
+            Some("Please deliver after 5pm")
+        );
+        assert_eq!(words_of(&m.message_type, m.text.as_deref()), None);
+        let notice = escalation_notice("Kassangas", "254700", None, Some("note"), Handover::Order);
+        assert!(notice.contains("order"), "{notice}");
+        assert!(handover_reply("Kassangas", Handover::Order).contains("order"));
+    }
+
+    #[test]
+    fn system_unsupported_unknown_welcome_and_ephemeral_messages_get_nothing() {
+        let mut all = Vec::new();
+        for name in [
+            "system",
+            "unsupported_with_errors",
+            "unknown_type_and_unknown_fields",
+        ] {
+            all.push(only(name));
+        }
+        for kind in ["request_welcome", "ephemeral"] {
+            let body = format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{
+                    "metadata":{{"phone_number_id":"111"}},
+                    "messages":[{{"id":"wamid.X","from":"2547","timestamp":"1","type":"{kind}"}}]}}}}]}}]}}"#
+            );
+            all.extend(inbound(body.as_bytes()));
+        }
+        assert_eq!(all.len(), 5);
+        for m in &all {
+            let (with_help, without) = both_ways(m);
+            assert_eq!(
+                with_help,
+                Decision::Silent(Silence::NotAnswerable),
+                "{}",
+                m.message_type
+            );
+            assert_eq!(
+                without,
+                Decision::Silent(Silence::NotAnswerable),
+                "{}",
+                m.message_type
+            );
+            assert!(!may_reply(true, &m.message_type, m.text.as_deref(), None));
+        }
+    }
+
+    #[test]
+    fn the_template_parameters_name_business_customer_and_message_without_line_breaks() {
+        let long = format!("line one\n\tline    two {}", "x".repeat(400));
+        let p = escalation_template_parameters(
+            "Kassangas",
+            "254711000111",
+            Some("Wanjiku"),
+            Some(&long),
+            "text",
+        );
+        assert_eq!(p[0], "Kassangas");
+        assert_eq!(p[1], "Wanjiku (+254711000111)");
+        assert!(p[2].starts_with("line one line two x"), "{}", p[2]);
+        assert_eq!(p[2].chars().count(), 201, "200 characters and an ellipsis");
+        assert!(p
+            .iter()
+            .all(|x| !x.contains('\n') && !x.contains('\t') && !x.contains("  ")));
+        let order = escalation_template_parameters("K", "2547", Some("  "), None, "order");
+        assert_eq!(order[1], "+2547");
+        assert_eq!(order[2], "(an order from the catalogue)");
     }
 
     #[test]

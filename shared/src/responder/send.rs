@@ -82,6 +82,12 @@ impl Responder {
                 }
                 (Outbox::Graph(_), None) => unreachable!("a Graph outbox always has a token"),
             };
+            let outcome = match outcome {
+                Err(e) if super::handover::is_refused_notice(plan.source, &e) => {
+                    self.notice_as_template(ctx, token, msg, &to, e).await
+                }
+                other => other,
+            };
             match outcome {
                 Ok(ids) => {
                     d.sent_sources.push(plan.source);

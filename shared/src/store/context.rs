@@ -51,6 +51,24 @@ pub struct SettingsRecord {
     pub escalation_quiet_minutes: i32,
     pub welcome_message: Option<String>,
     pub mark_messages_read: bool,
+    /// The approved template a refused (131047) hand-over notice is retried as.
+    #[serde(default)]
+    pub escalation_template_name: Option<String>,
+    #[serde(default)]
+    pub escalation_template_language: Option<String>,
+}
+
+impl SettingsRecord {
+    /// The hand-over template's name and language, when both are set.
+    pub fn escalation_template(&self) -> Option<(&str, &str)> {
+        match (
+            self.escalation_template_name.as_deref(),
+            self.escalation_template_language.as_deref(),
+        ) {
+            (Some(name), Some(language)) => Some((name, language)),
+            _ => None,
+        }
+    }
 }
 
 impl Default for SettingsRecord {
@@ -63,6 +81,8 @@ impl Default for SettingsRecord {
             escalation_quiet_minutes: 60,
             welcome_message: None,
             mark_messages_read: true,
+            escalation_template_name: None,
+            escalation_template_language: None,
         }
     }
 }

@@ -51,6 +51,11 @@ pub struct TenantSummary {
     /// `ai_key_unreadable`), set by the responder when a job failed for good because of it.
     pub attention: Option<String>,
     pub attention_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Whether hand-over notices go to a phone at all.
+    pub has_escalation_phone: bool,
+    /// The approved template a refused hand-over notice is retried as (name, language).
+    pub escalation_template_name: Option<String>,
+    pub escalation_template_language: Option<String>,
 }
 
 /// What routing needs to know about the tenant that owns a business number.
@@ -73,7 +78,9 @@ const SUMMARY_SELECT: &str = r#"
            t.key_version, s.is_bot_enabled, s.max_messages_per_hour, s.enable_ai_responses,
            (select count(*) from alphadome.bot_training_data d
              where d.bot_tenant_id = t.id and d.is_active) as faq_entries,
-           t.attention, t.attention_at
+           t.attention, t.attention_at,
+           coalesce(s.escalation_phone is not null, false) as has_escalation_phone,
+           s.escalation_template_name, s.escalation_template_language
     from alphadome.bot_tenants t
     left join alphadome.bot_control_settings s on s.bot_tenant_id = t.id
 "#;
@@ -99,6 +106,9 @@ fn summary_from_row(r: &sqlx::postgres::PgRow) -> Result<TenantSummary, sqlx::Er
         faq_entries: r.try_get("faq_entries")?,
         attention: r.try_get("attention")?,
         attention_at: r.try_get("attention_at")?,
+        has_escalation_phone: r.try_get("has_escalation_phone")?,
+        escalation_template_name: r.try_get("escalation_template_name")?,
+        escalation_template_language: r.try_get("escalation_template_language")?,
     })
 }
 
@@ -330,6 +340,33 @@ impl Store {
             return Err(StoreError::NotFound(format!("no tenant {tenant_id}")));
         }
         tx.commit().await.context("committing")?;
+        Ok(())
+    }
+
+    /// Sets (or with `None`, removes) the approved template a refused hand-over notice is
+    /// retried as: its name and language as approved in the tenant's WhatsApp Manager.
+    pub async fn set_escalation_template(
+        &self,
+        tenant_id: TenantId,
+        template: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "update alphadome.bot_control_settings
+                set escalation_template_name = $2, escalation_template_language = $3
+              where bot_tenant_id = $1",
+        )
+        .persistent(false)
+        .bind(tenant_id)
+        .bind(template.map(|t| t.0))
+        .bind(template.map(|t| t.1))
+        .execute(self.pool())
+        .await
+        .context("setting the escalation template")?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::NotFound(format!(
+                "no settings for tenant {tenant_id}"
+            )));
+        }
         Ok(())
     }
 

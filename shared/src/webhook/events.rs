@@ -52,6 +52,8 @@ pub struct InboundMessage {
     /// What the customer said, for the types that say something: the text body, a button's or
     /// list row's title, a media caption, a reaction's emoji, a location's name and address, an
     /// order's note. `None` for system messages: their body is Meta's, not the customer's.
+    /// Whether any of it is answered is the policy's call, made on `message_type` first
+    /// (`responder::policy::content_of`): a reaction's emoji is kept here, never answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// The id of the choice the customer made: a template button's payload, or the id of an

@@ -561,7 +561,7 @@ async fn an_owner_can_edit_its_templates_knowledge_and_bounded_settings(pool: Pg
         format!("insert into alphadome.bot_training_data (bot_tenant_id, question, answer, category, priority) values ('{a}', 'Do you sell guitars?', 'Yes, from 8,000 KES', 'stock', 5)"),
         "update alphadome.bot_training_data set answer = 'Mon-Sat 9-18' where question = 'What are your hours?'".to_owned(),
         "delete from alphadome.bot_training_data where question = 'Do you sell guitars?'".to_owned(),
-        "update alphadome.bot_control_settings set is_bot_enabled = false, enable_ai_responses = false, max_messages_per_hour = 1000, welcome_message = 'Karibu', escalation_quiet_minutes = 30".to_owned(),
+        "update alphadome.bot_control_settings set is_bot_enabled = false, enable_ai_responses = false, max_messages_per_hour = 1000, welcome_message = 'Karibu', escalation_quiet_minutes = 30, escalation_template_name = 'handover_notice', escalation_template_language = 'en'".to_owned(),
         "update alphadome.bot_tenants set point_of_contact_name = 'Mr Kassanga', client_name = 'Kassangas Music'".to_owned(),
     ] {
         let done = sqlx::query(&sql).execute(&mut *tx).await;
