@@ -410,7 +410,7 @@ async fn a_reply_as_a_person_goes_out_with_the_tenants_token_and_silences_the_as
         "Habari! Gideon here, I'll bring the guitar myself."
     );
 
-    // Logged as the person's, sent; the transcript says so and offers to resume.
+    // Logged as the person's, sent.
     let (source, status, wamid): (String, String, Option<String>) = sqlx::query_as(
         "select reply_source, status, wa_message_id from public.conversations
           where bot_tenant_id = $1 and direction = 'outgoing' order by created_at desc limit 1",
@@ -421,19 +421,6 @@ async fn a_reply_as_a_person_goes_out_with_the_tenants_token_and_silences_the_as
     .unwrap();
     assert_eq!((source.as_str(), status.as_str()), ("person", "sent"));
     assert!(wamid.unwrap().starts_with("wamid.out."));
-    let page = owner
-        .get(
-            &w.router,
-            &format!("/admin/conversations/{customer}?done=sent"),
-        )
-        .await;
-    assert!(page.body.contains("you · sent"), "{}", page.body);
-    assert!(page.body.contains("FAQ · sent"));
-    assert!(page.body.contains("Resume assistant"));
-    assert!(!page.body.contains(A_TOKEN));
-    let listed = owner.get(&w.router, "/admin/conversations").await;
-    assert!(listed.body.contains("assistant paused"));
-
     // The customer writes again: the assistant stays quiet, nothing more is sent.
     let before = w.sends().await.len();
     let next = w
@@ -447,6 +434,20 @@ async fn a_reply_as_a_person_goes_out_with_the_tenants_token_and_silences_the_as
         .await;
     assert_eq!(next, Outcome::Silent("paused_for_human"));
     assert_eq!(w.sends().await.len(), before);
+
+    // The pages say so, and offer to resume.
+    let page = owner
+        .get(
+            &w.router,
+            &format!("/admin/conversations/{customer}?done=sent"),
+        )
+        .await;
+    assert!(page.body.contains("you · sent"), "{}", page.body);
+    assert!(page.body.contains("FAQ · sent"));
+    assert!(page.body.contains("Resume assistant"));
+    assert!(!page.body.contains(A_TOKEN));
+    let listed = owner.get(&w.router, "/admin/conversations").await;
+    assert!(listed.body.contains("assistant paused"));
 
     // Resumed: the assistant answers again.
     let resumed = owner
