@@ -634,3 +634,53 @@ async fn posts_without_a_matching_csrf_token_are_refused_and_change_nothing(pool
     .unwrap();
     assert_eq!(person, 0);
 }
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn the_list_pages_through_every_customer_once_newest_first(pool: PgPool) {
+    let w = world(pool).await;
+    // 30 customers of A's and one of B's, written straight into the tables (as the pipeline
+    // would have), each with a distinct time of latest message.
+    sqlx::query(
+        "with c as (
+           insert into public.users (bot_tenant_id, brand_id, phone, full_name, last_inbound_at)
+           select $1, $2, '2547110' || lpad(g::text, 5, '0'), 'Customer ' || g, now()
+           from generate_series(1, 30) g
+           returning id, phone)
+         insert into public.conversations (bot_tenant_id, brand_id, user_id, direction, message_text,
+                                           wa_message_id, created_at)
+         select $1, $2, c.id, 'incoming', 'Habari', 'wamid.page.' || c.phone,
+                now() - (right(c.phone, 5)::int * interval '1 minute')
+         from c",
+    )
+    .bind(w.a.id)
+    .bind(w.a.brand_id)
+    .execute(w.t.store().pool())
+    .await
+    .unwrap();
+    w.customer_writes(&w.b, B_PNID, B_CUSTOMER, "Achieng", "hello")
+        .await;
+    let mut owner = w.owner_of(&w.a).await;
+
+    let first = owner.get(&w.router, "/admin/conversations").await;
+    let marker = "/admin/conversations?after=";
+    let start = first.body.find(marker).expect("a link to older ones") + marker.len();
+    let next = first.body[start..].split('"').next().unwrap().to_owned();
+    let second = owner.get(&w.router, &format!("{marker}{next}")).await;
+    assert!(!second.body.contains(marker), "two pages in all");
+
+    let numbers = |body: &str| -> Vec<u32> {
+        body.match_indices("2547110")
+            .map(|(i, _)| body[i + 7..i + 12].parse().unwrap())
+            .collect()
+    };
+    let (one, two) = (numbers(&first.body), numbers(&second.body));
+    assert_eq!(one.len(), 25);
+    assert_eq!(two.len(), 5);
+    let all: Vec<u32> = one.into_iter().chain(two).collect();
+    assert_eq!(
+        all,
+        (1..=30).collect::<Vec<u32>>(),
+        "newest first, each once"
+    );
+    assert!(!first.body.contains(B_CUSTOMER) && !second.body.contains(B_CUSTOMER));
+}
