@@ -319,7 +319,7 @@ pub async fn read_transcript(
                 error_code, error_title
          from public.conversations
          where user_id = $1 and bot_tenant_id = $2
-         order by created_at desc, direction
+         order by created_at desc, direction desc
          limit $3",
     )
     .persistent(false)
