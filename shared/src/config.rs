@@ -232,6 +232,32 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    #[test]
+    fn the_platform_secret_carries_the_dashboards_secrets_beside_the_others() {
+        use secrecy::ExposeSecret;
+        let s: PlatformSecrets = serde_json::from_str(
+            r#"{"database_url":"postgres://app","admin_database_url":"postgres://admin",
+                "admin_session_key":"ab","supabase_anon_key":"anon","unknown":"ignored"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.database_url.unwrap().expose_secret(), "postgres://app");
+        let d = &s.dashboard;
+        assert_eq!(
+            d.for_env("ADMIN_DATABASE_URL").unwrap().expose_secret(),
+            "postgres://admin"
+        );
+        assert_eq!(
+            d.for_env("ADMIN_SESSION_KEY").unwrap().expose_secret(),
+            "ab"
+        );
+        assert_eq!(
+            d.for_env("SUPABASE_ANON_KEY").unwrap().expose_secret(),
+            "anon"
+        );
+        assert!(d.for_env("SUPABASE_JWT_SECRET").is_none());
+        assert!(d.for_env("DATABASE_URL").is_none());
+    }
+
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = pairs
             .iter()
