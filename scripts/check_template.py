@@ -5,18 +5,23 @@ cfn-lint and `sam validate` say whether the template is *valid*; this says wheth
 *right* for Alphadome:
 
 - every environment variable the Rust code reads (the `pub const NAME: &str = "NAME";` lines
-  of shared/src/config.rs) is set on the function that reads it, so a new setting in code
-  fails CI until the template sets it; and no function sets a name the code does not know;
+  of shared/src/config.rs and shared/src/admin/mod.rs) is set on the function that reads it,
+  so a new setting in code fails CI until the template sets it; and no function sets a name
+  the code does not know;
+- no function carries a secret in its environment (they come from the platform secret);
+- the admin function serves GET and POST on /admin and /admin/{proxy+}; no other function
+  serves anything under /admin, and the admin function serves nothing else;
 - the reply queue is FIFO without content-based deduplication (the code sets
   MessageDeduplicationId = wamid), its VisibilityTimeout is >= 6 x the responder's Timeout,
   and its dead-letter queue is FIFO with maxReceiveCount 5;
 - the responder's SQS event: BatchSize <= 10, ReportBatchItemFailures, a MaximumConcurrency;
-- both functions: arm64, provided.al2023, BuildMethod rust-cargolambda, the right Binary;
+- every function: arm64, provided.al2023, BuildMethod rust-cargolambda, the right Binary;
 - no IAM statement (or SAM policy-template argument) grants Resource "*";
-- alarms exist for the DLQ, both functions' Errors and the HTTP API's 5xx, wired to SNS.
+- alarms exist for the DLQ, every function's Errors and the HTTP API's 5xx, wired to SNS.
 
 Usage:
     python3 scripts/check_template.py [--template template.yaml] [--config shared/src/config.rs]
+                                      [--admin-config shared/src/admin/mod.rs]
     python3 scripts/check_template.py --self-test   # proves each check catches its mutation
 
 Exit status 0 when every check passes, 1 otherwise. Standard library plus a YAML loader that
@@ -37,10 +42,26 @@ ROOT = Path(__file__).resolve().parent.parent
 # Logical IDs in template.yaml this script relies on.
 WEBHOOK = "WebhookFunction"
 RESPONDER = "ResponderFunction"
+ADMIN = "AdminFunction"
 REPLY_QUEUE = "ReplyQueue"
 DLQ = "DeadLetterQueue"
 HTTP_API = "HttpApi"
-FUNCTIONS = {WEBHOOK: "webhook", RESPONDER: "responder"}  # logical id -> cargo binary
+FUNCTIONS = {WEBHOOK: "webhook", RESPONDER: "responder", ADMIN: "admin"}  # logical id -> cargo binary
+# The dashboard's routes on the HTTP API, all served by the admin function only.
+ADMIN_ROUTES = {(m, p) for m in ("GET", "POST") for p in ("/admin", "/admin/{proxy+}")}
+
+# Secrets: never in a function's environment (readable by anyone who can read the function's
+# configuration); they come from the platform secret.
+SECRET_ENV = {
+    "DATABASE_URL",
+    "META_APP_SECRET",
+    "META_VERIFY_TOKEN",
+    "OPENAI_API_KEY",
+    "SUPABASE_ANON_KEY",
+    "SUPABASE_JWT_SECRET",
+    "ADMIN_DATABASE_URL",
+    "ADMIN_SESSION_KEY",
+}
 
 # Names in config.rs that the deployed functions need NOT have in their environment:
 OPTIONAL_ENV = {
@@ -54,14 +75,20 @@ OPTIONAL_ENV = {
     "LOCAL_KEY_DIR",
     # tuning knob with a sensible default in code (60 s)
     "TENANT_CACHE_TTL_SECS",
-}
+    # the built-in allowlist of models applies when unset
+    "OPENAI_ALLOWED_MODELS",
+} | SECRET_ENV
 # Names only one function reads. Any other name in config.rs must be set on BOTH functions,
 # so a setting added to the code defaults to "both" until someone says otherwise here.
 ONLY_ON = {
     "REPLY_QUEUE_URL": {WEBHOOK},
-    "WHATSAPP_API_BASE_URL": {RESPONDER},
+    # the admin function sends an owner's own reply
+    "WHATSAPP_API_BASE_URL": {RESPONDER, ADMIN},
     "OPENAI_BASE_URL": {RESPONDER},
     "OPENAI_MODEL": {RESPONDER},
+    "LEGACY_PHONE_NUMBER_ID": {WEBHOOK, RESPONDER},
+    "DEFAULT_BRAND_ID": {WEBHOOK, RESPONDER},
+    "SUPABASE_URL": {ADMIN},
 }
 # Names the template may set that are not in config.rs (read by libraries, not by our code).
 EXTRA_KNOWN_ENV = {"RUST_LOG"}
@@ -256,6 +283,9 @@ def run_checks(doc: dict, code_env: set[str]) -> list[tuple[str, str | None]]:
         unknown = sorted(set(t.fn_env(fid)) - known)
         check(f"{fid} sets only known variables", not unknown,
               f"{fid} sets {', '.join(unknown)}, which shared/src/config.rs does not define (typo?)")
+        secrets = sorted(set(t.fn_env(fid)) & SECRET_ENV)
+        check(f"{fid} has no secret in its environment", not secrets,
+              f"{fid} sets {', '.join(secrets)} in its environment: put it in the platform secret")
         for name, want in PINNED_ENV.items():
             got = t.fn_env(fid).get(name)
             if name in t.fn_env(fid):
@@ -312,6 +342,25 @@ def run_checks(doc: dict, code_env: set[str]) -> list[tuple[str, str | None]]:
     for method in ("GET", "POST"):
         check(f"webhook serves {method} /webhook", (method, "/webhook") in routes,
               f"{WEBHOOK} needs an HttpApi event {method} /webhook on {HTTP_API}")
+
+    # --- the dashboard's routes belong to the admin function, and only those
+    def http_routes(fid):
+        return {(str((e.get("Properties") or {}).get("Method", "")).upper(), (e.get("Properties") or {}).get("Path"))
+                for e in (t.props(fid).get("Events") or {}).values()
+                if isinstance(e, dict) and e.get("Type") == "HttpApi"}
+
+    admin_routes = http_routes(ADMIN)
+    for method, route in sorted(ADMIN_ROUTES):
+        check(f"admin serves {method} {route}", (method, route) in admin_routes,
+              f"{ADMIN} needs an HttpApi event {method} {route} on {HTTP_API}")
+    extra = sorted(f"{m} {p}" for m, p in admin_routes - ADMIN_ROUTES)
+    check("admin serves only the dashboard", not extra, f"{ADMIN} also serves {', '.join(extra)}")
+    for fid in FUNCTIONS:
+        if fid == ADMIN:
+            continue
+        stray = sorted(f"{m} {p}" for m, p in http_routes(fid) if str(p or "").startswith("/admin"))
+        check(f"{fid} serves nothing under /admin", not stray,
+              f"{fid} serves {', '.join(stray)}: the dashboard is the admin function's")
 
     # --- IAM: no Resource "*"
     offenders = []
@@ -461,6 +510,35 @@ def self_test(doc: dict, code_env: set[str]) -> int:
         ("text logs", lambda d: d["Globals"]["Function"]["LoggingConfig"].update(LogFormat="Text"), set(),
          f"{WEBHOOK} logs JSON"),
         ("no WebhookUrl output", lambda d: d["Outputs"].pop("WebhookUrl"), set(), "output WebhookUrl"),
+        ("the webhook also routes /admin",
+         lambda d: props(d, WEBHOOK)["Events"].update(Admin={"Type": "HttpApi", "Properties": {
+             "ApiId": {"Ref": HTTP_API}, "Path": "/admin/{proxy+}", "Method": "GET"}}), set(),
+         f"{WEBHOOK} serves nothing under /admin"),
+        ("the admin function also routes /webhook",
+         lambda d: props(d, ADMIN)["Events"].update(Hook={"Type": "HttpApi", "Properties": {
+             "ApiId": {"Ref": HTTP_API}, "Path": "/webhook", "Method": "POST"}}), set(),
+         "admin serves only the dashboard"),
+        ("no POST /admin/{proxy+}",
+         lambda d: [props(d, ADMIN)["Events"].pop(k) for k, e in list(props(d, ADMIN)["Events"].items())
+                    if e["Properties"].get("Path") == "/admin/{proxy+}"
+                    and str(e["Properties"].get("Method", "")).upper() == "POST"], set(),
+         "admin serves POST /admin/{proxy+}"),
+        ("the dashboard's database URL as a plain variable",
+         lambda d: props(d, ADMIN)["Environment"]["Variables"].update(ADMIN_DATABASE_URL="postgres://x"), set(),
+         f"{ADMIN} has no secret in its environment"),
+        ("the admin function without SUPABASE_URL",
+         lambda d: props(d, ADMIN)["Environment"]["Variables"].pop("SUPABASE_URL"), set(),
+         f"{ADMIN} sets SUPABASE_URL"),
+        ("x86_64 admin", lambda d: set_fn(d, ADMIN, "Architectures", ["x86_64"]), set(), f"{ADMIN} is arm64"),
+        ("wrong admin binary", lambda d: res(d, ADMIN)["Metadata"]["BuildProperties"].update(Binary="webhook"), set(),
+         f"{ADMIN} builds binary admin"),
+        ("admin logs without retention", lambda d: props(d, "AdminLogGroup").pop("RetentionInDays"), set(),
+         f"{ADMIN} logs to a log group with retention"),
+        ("no admin errors alarm",
+         lambda d: [d["Resources"].pop(k) for k, r in list(d["Resources"].items())
+                    if r.get("Type") == "AWS::CloudWatch::Alarm"
+                    and any(t == {"Ref": ADMIN} for t in [dim.get("Value") for dim in r["Properties"].get("Dimensions", [])])],
+         set(), f"alarm on {ADMIN} errors"),
     ]
 
     failures = 0
@@ -488,6 +566,8 @@ def main() -> int:
     ap.add_argument("--template", type=Path, default=ROOT / "template.yaml")
     ap.add_argument("--config", type=Path, default=ROOT / "shared" / "src" / "config.rs",
                     help="Rust file whose `pub const NAME: &str = \"NAME\";` lines list the env vars")
+    ap.add_argument("--admin-config", type=Path, default=ROOT / "shared" / "src" / "admin" / "mod.rs",
+                    help="the dashboard's settings (same `pub const` form)")
     ap.add_argument("--self-test", action="store_true", help="mutate the template and check each mutation is caught")
     args = ap.parse_args()
 
@@ -496,6 +576,11 @@ def main() -> int:
     if not code_env:
         print(f"FAIL no `pub const NAME: &str = \"NAME\";` found in {args.config}; has the file moved?")
         return 1
+    admin_env = env_names_in_code(args.admin_config.read_text())
+    if not admin_env:
+        print(f"FAIL no `pub const NAME: &str = \"NAME\";` found in {args.admin_config}; has the file moved?")
+        return 1
+    code_env |= admin_env
     if args.self_test:
         return self_test(doc, code_env)
     return report(run_checks(doc, code_env))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: starts PgBouncer and moto if they are not running, then runs every
-# test of the workspace against the real PostgreSQL (a fresh database per test), and ends
-# with one summary line over all test binaries.
+# test of the workspace against the real PostgreSQL (a fresh database per test), then the
+# dashboard's browser test (headless Debian chromium + Playwright, when both are installed),
+# and ends with one summary line over all test binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/test-services.sh
@@ -13,6 +14,18 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+# The browser test (scripts/browser_test.py) drives a real `alphadome serve --dry-run`.
+if [ -x /usr/bin/chromium ] && python3 -c 'import playwright' 2>/dev/null; then
+  if cargo build -q -p alphadome-cli && python3 scripts/browser_test.py; then
+    echo "test result: ok. 1 passed; 0 failed; 0 ignored (browser test)" >>"$log"
+  else
+    echo "test result: FAILED. 0 passed; 1 failed; 0 ignored (browser test)" >>"$log"
+    status=1
+  fi
+else
+  echo "browser test: skipped (needs /usr/bin/chromium and 'pip install playwright'; .ci/run installs both)"
+  echo "test result: ok. 0 passed; 0 failed; 1 ignored (browser test)" >>"$log"
+fi
 # Sum every binary's "test result:" line into one closing line.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

@@ -273,6 +273,7 @@ pub async fn run_demo(out: &mut dyn std::io::Write) -> anyhow::Result<()> {
             meta_verify_token: Some(SecretString::from(DEMO_VERIFY_TOKEN)),
             openai_api_key: ai_key.clone(),
             database_url: None,
+            dashboard: Default::default(),
         },
         store.clone(),
         keys.clone(),

@@ -216,12 +216,47 @@ impl App {
         &self,
         dev: crate::admin::DevTokens,
     ) -> anyhow::Result<Option<crate::admin::AdminState>> {
-        crate::admin::AdminState::from_lookup(
-            |k| std::env::var(k).ok(),
+        use secrecy::ExposeSecret;
+        let admin = crate::admin::AdminState::from_lookup(
+            |k| {
+                std::env::var(k).ok().or_else(|| {
+                    self.secrets
+                        .dashboard
+                        .for_env(k)
+                        .map(|s| s.expose_secret().to_owned())
+                })
+            },
             dev,
             &self.local_key_dir(),
             self.store.pool().clone(),
-        )
+        )?;
+        Ok(admin.map(|a| a.with_actions(self.tenant_actions())))
+    }
+
+    /// The path that acts for a tenant on an owner's behalf (reply as a person, resume).
+    pub fn tenant_actions(&self) -> crate::admin::conversations::TenantActions {
+        crate::admin::conversations::TenantActions {
+            store: self.store.clone(),
+            keys: self.keys.clone(),
+            whatsapp: self.whatsapp(),
+        }
+    }
+
+    /// The router of the admin Lambda: the owners' dashboard (the same routes the core router
+    /// mounts under `/admin`). API Gateway sends it `/admin` and `/admin/{proxy+}` only; the
+    /// webhook stays with the webhook function. Fails when sign-in is not configured, so a
+    /// misconfigured deployment fails its cold start instead of answering 404 to every owner.
+    pub fn dashboard_router(&self) -> anyhow::Result<axum::Router> {
+        let admin = self
+            .admin(crate::admin::DevTokens::Refused)?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the owners' dashboard needs {} (and {})",
+                    crate::admin::SUPABASE_URL,
+                    crate::admin::SUPABASE_ANON_KEY
+                )
+            })?;
+        Ok(crate::http::admin::routes(admin))
     }
 
     /// `LOCAL_KEY_DIR` (or its default) even when keys live in AWS: the development signing

@@ -85,6 +85,34 @@ pub struct PlatformSecrets {
     pub meta_verify_token: Option<SecretString>,
     pub openai_api_key: Option<SecretString>,
     pub database_url: Option<SecretString>,
+    /// The owners' dashboard's secrets (its keys sit at the top level of the same JSON).
+    #[serde(flatten)]
+    pub dashboard: DashboardSecrets,
+}
+
+/// The secrets of the admin function, from the platform secret when its environment does
+/// not set them: `admin_database_url` (the dashboard's login role), `admin_session_key`
+/// (64 hex digits), `supabase_anon_key`, `supabase_jwt_secret` (HS256 projects only).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DashboardSecrets {
+    pub admin_database_url: Option<SecretString>,
+    pub admin_session_key: Option<SecretString>,
+    pub supabase_anon_key: Option<SecretString>,
+    pub supabase_jwt_secret: Option<SecretString>,
+}
+
+impl DashboardSecrets {
+    /// The secret stored for the environment variable `name` (`ADMIN_DATABASE_URL` →
+    /// `admin_database_url`), if any.
+    pub fn for_env(&self, name: &str) -> Option<&SecretString> {
+        match name {
+            "ADMIN_DATABASE_URL" => self.admin_database_url.as_ref(),
+            "ADMIN_SESSION_KEY" => self.admin_session_key.as_ref(),
+            "SUPABASE_ANON_KEY" => self.supabase_anon_key.as_ref(),
+            "SUPABASE_JWT_SECRET" => self.supabase_jwt_secret.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 impl PlatformSecrets {
@@ -95,6 +123,7 @@ impl PlatformSecrets {
             meta_verify_token: self.meta_verify_token.or(fallback.meta_verify_token),
             openai_api_key: self.openai_api_key.or(fallback.openai_api_key),
             database_url: self.database_url.or(fallback.database_url),
+            dashboard: fallback.dashboard,
         }
     }
 }
@@ -192,6 +221,7 @@ impl Settings {
                 meta_verify_token: get(META_VERIFY_TOKEN).map(SecretString::from),
                 openai_api_key: get(OPENAI_API_KEY).map(SecretString::from),
                 database_url: None,
+                dashboard: Default::default(),
             },
         })
     }
@@ -201,6 +231,32 @@ impl Settings {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn the_platform_secret_carries_the_dashboards_secrets_beside_the_others() {
+        use secrecy::ExposeSecret;
+        let s: PlatformSecrets = serde_json::from_str(
+            r#"{"database_url":"postgres://app","admin_database_url":"postgres://admin",
+                "admin_session_key":"ab","supabase_anon_key":"anon","unknown":"ignored"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.database_url.unwrap().expose_secret(), "postgres://app");
+        let d = &s.dashboard;
+        assert_eq!(
+            d.for_env("ADMIN_DATABASE_URL").unwrap().expose_secret(),
+            "postgres://admin"
+        );
+        assert_eq!(
+            d.for_env("ADMIN_SESSION_KEY").unwrap().expose_secret(),
+            "ab"
+        );
+        assert_eq!(
+            d.for_env("SUPABASE_ANON_KEY").unwrap().expose_secret(),
+            "anon"
+        );
+        assert!(d.for_env("SUPABASE_JWT_SECRET").is_none());
+        assert!(d.for_env("DATABASE_URL").is_none());
+    }
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = pairs

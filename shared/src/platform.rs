@@ -46,6 +46,12 @@ fn without_blanks(s: PlatformSecrets) -> PlatformSecrets {
         meta_verify_token: keep(s.meta_verify_token),
         openai_api_key: keep(s.openai_api_key),
         database_url: keep(s.database_url),
+        dashboard: crate::config::DashboardSecrets {
+            admin_database_url: keep(s.dashboard.admin_database_url),
+            admin_session_key: keep(s.dashboard.admin_session_key),
+            supabase_anon_key: keep(s.dashboard.supabase_anon_key),
+            supabase_jwt_secret: keep(s.dashboard.supabase_jwt_secret),
+        },
     }
 }
 

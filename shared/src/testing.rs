@@ -57,6 +57,7 @@ pub fn spawn_app(pool: PgPool, stand_ins: StandIns) -> TestApp {
         meta_verify_token: Some(SecretString::from(TEST_VERIFY_TOKEN)),
         openai_api_key: stand_ins.platform_ai_key.map(SecretString::from),
         database_url: None,
+        dashboard: Default::default(),
     };
     let keys = KeyProvider::new(
         KeyBackend::LocalDir(key_dir.clone()),

@@ -33,6 +33,23 @@ button{font:inherit;padding:.7rem 1rem;border:0;border-radius:.4rem;background:#
 .cards li{background:#fff;border-radius:.5rem;padding:.8rem}\
 .cards b{display:block;font-size:1.6rem}\
 .muted{color:#555}\
+nav{display:flex;flex-wrap:wrap;gap:.8rem;margin:.2rem 0 .6rem}\
+a{color:#135e3a}\
+.inline{display:inline;margin:0}\
+.inline button{padding:.3rem .7rem;font-size:.9rem}\
+.list{list-style:none;padding:0;margin:0}\
+.list li{background:#fff;border-radius:.5rem;padding:.7rem;margin:.4rem 0;overflow-wrap:anywhere}\
+.list a{display:block;text-decoration:none;color:inherit}\
+.msgs{list-style:none;padding:0}\
+.msgs li{max-width:85%;border-radius:.6rem;padding:.5rem .7rem;margin:.4rem 0;overflow-wrap:anywhere;white-space:pre-wrap}\
+.msgs .in{background:#fff}\
+.msgs .out{background:#dcf3e3;margin-left:auto}\
+.meta{display:block;font-size:.8rem;color:#555;white-space:normal}\
+.badge{display:inline-block;font-size:.75rem;padding:0 .4rem;border-radius:.3rem;background:#eee}\
+.notice{background:#fff6d6;border-left:4px solid #b58900;padding:.6rem}\
+.ok{background:#e5f5ea;border-left:4px solid #135e3a;padding:.6rem}\
+.search{display:flex;gap:.4rem}\
+.search input{flex:1}\
 ";
 
 /// A whole page around `body` (already escaped where needed).
@@ -118,23 +135,281 @@ pub fn overview_page(csrf: &str, o: &super::overview::Overview) -> String {
             .iter()
             .map(|t| {
                 format!(
-                    "<li>{} <span class=\"muted\">({})</span></li>",
+                    "<li>{} <span class=\"muted\">({})</span><br>Assistant: <b>{}</b> {}</li>",
                     escape(&t.name),
-                    if t.is_active { "active" } else { "paused" }
+                    if t.is_active { "active" } else { "paused" },
+                    if t.assistant_enabled { "on" } else { "off" },
+                    assistant_switch(csrf, t.id, !t.assistant_enabled)
                 )
             })
             .collect();
-        format!("<h2>Numbers</h2><ul>{items}</ul>")
+        format!("<h2>Numbers</h2><ul class=\"list\">{items}</ul>")
     };
     page(
         name,
         &format!(
-            "<h1>{}</h1><h2>Today</h2><ul class=\"cards\">\
+            "{}<h1>{}</h1><h2>Today</h2><ul class=\"cards\">\
 <li><b>{}</b>messages received</li><li><b>{}</b>replies sent</li></ul>{assistants}{}",
+            nav(),
             escape(name),
             o.received_today,
             o.replies_today,
             logout_form(csrf)
+        ),
+    )
+}
+
+/// The dashboard's navigation.
+fn nav() -> &'static str {
+    "<nav><a href=\"/admin\">Overview</a><a href=\"/admin/conversations\">Conversations</a></nav>"
+}
+
+/// The form that switches one number's assistant to `enable`.
+fn assistant_switch(csrf: &str, tenant: uuid::Uuid, enable: bool) -> String {
+    format!(
+        "<form class=\"inline\" method=\"post\" action=\"/admin/assistant\">{}\
+<input type=\"hidden\" name=\"tenant_id\" value=\"{tenant}\">\
+<input type=\"hidden\" name=\"enabled\" value=\"{}\">\
+<button type=\"submit\">{}</button></form>",
+        csrf_field(csrf),
+        if enable { "on" } else { "off" },
+        if enable {
+            "Switch the assistant on"
+        } else {
+            "Switch the assistant off"
+        }
+    )
+}
+
+/// Percent-encodes a query-string value.
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn short(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().take(max).collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+fn when(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%d %b %H:%M UTC").to_string()
+}
+
+/// The conversations list: customers by latest message, a search box, the next page.
+pub fn conversations_page(q: &str, page_of: &super::conversations::CustomerPage) -> String {
+    let items: String = page_of
+        .customers
+        .iter()
+        .map(|c| {
+            let who = c.name.as_deref().filter(|n| !n.trim().is_empty()).unwrap_or("Customer");
+            let number = c.phone.as_deref().unwrap_or("");
+            let last = match c.last_text.as_deref() {
+                Some(t) => short(t, 90),
+                None => format!("({})", c.last_type.as_deref().unwrap_or("message")),
+            };
+            let arrow = if c.last_direction == "outgoing" { "You: " } else { "" };
+            let paused = if c.paused {
+                " <span class=\"badge\">assistant paused</span>"
+            } else {
+                ""
+            };
+            format!(
+                "<li><a href=\"/admin/conversations/{id}\"><b>{who}</b> <span class=\"muted\">{number}</span>{paused}\
+<span class=\"meta\">{arrow}{last}</span><span class=\"meta\">{at}</span></a></li>",
+                id = c.user_id,
+                who = escape(who),
+                number = escape(number),
+                arrow = arrow,
+                last = escape(&last),
+                at = when(c.last_at),
+            )
+        })
+        .collect();
+    let list = if items.is_empty() {
+        if q.is_empty() {
+            "<p class=\"muted\">No conversations yet.</p>".to_owned()
+        } else {
+            "<p class=\"muted\">No customer matches that search.</p>".to_owned()
+        }
+    } else {
+        format!("<ul class=\"list\">{items}</ul>")
+    };
+    let more = match &page_of.next {
+        Some(next) => {
+            let q = if q.is_empty() {
+                String::new()
+            } else {
+                format!("&amp;q={}", url_encode(q))
+            };
+            format!(
+                "<p><a href=\"/admin/conversations?after={}{q}\">Older conversations</a></p>",
+                url_encode(&next.encode())
+            )
+        }
+        None => String::new(),
+    };
+    page(
+        "Conversations",
+        &format!(
+            "{}<h1>Conversations</h1>\
+<form class=\"search\" method=\"get\" action=\"/admin/conversations\" role=\"search\">\
+<input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"Name or last digits\" aria-label=\"Search\">\
+<button type=\"submit\">Search</button></form>{list}{more}",
+            nav(),
+            escape(q)
+        ),
+    )
+}
+
+/// What the transcript page says above the reply box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flash {
+    None,
+    Sent,
+    Resumed,
+    WindowClosed,
+    SendFailed,
+    TokenProblem,
+    BadText,
+    Unavailable,
+}
+
+fn source_label(source: &str) -> &'static str {
+    match source {
+        "faq" => "FAQ",
+        "canned" => "canned answer",
+        "ai" => "AI",
+        "fallback" => "fallback",
+        "escalation" => "hand-over",
+        "person" => "you",
+        "welcome" => "welcome",
+        "control" => "notice",
+        _ => "assistant",
+    }
+}
+
+/// The status of one outgoing message, with Meta's reason for a failure.
+fn delivery(m: &super::conversations::MessageLine) -> String {
+    let status = m.status.as_deref().unwrap_or("unknown");
+    if status == "failed" {
+        let reason = match (m.error_title.as_deref(), m.error_code) {
+            (Some(t), Some(c)) => format!("{t} ({c})"),
+            (Some(t), None) => t.to_owned(),
+            (None, Some(131047)) => "the 24-hour window was closed (131047)".to_owned(),
+            (None, Some(131026)) => "the message could not be delivered (131026)".to_owned(),
+            (None, Some(c)) => format!("code {c}"),
+            (None, None) => "no answer from WhatsApp".to_owned(),
+        };
+        format!("failed: {}", escape(&reason))
+    } else {
+        escape(status)
+    }
+}
+
+/// One customer's conversation, the reply box and the assistant's state for them.
+pub fn transcript_page(
+    csrf: &str,
+    customer: &super::conversations::Customer,
+    messages: &[super::conversations::MessageLine],
+    flash: Flash,
+    can_act: bool,
+) -> String {
+    let now = chrono::Utc::now();
+    let who = customer
+        .name
+        .as_deref()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or("Customer");
+    let items: String = messages
+        .iter()
+        .map(|m| {
+            let text = match m.text.as_deref() {
+                Some(t) => escape(t),
+                None => format!(
+                    "({})",
+                    escape(m.message_type.as_deref().unwrap_or("message"))
+                ),
+            };
+            if m.direction == "outgoing" {
+                format!(
+                    "<li class=\"out\">{text}<span class=\"meta\">{} · {} · {}</span></li>",
+                    source_label(m.reply_source.as_deref().unwrap_or("")),
+                    delivery(m),
+                    when(m.at)
+                )
+            } else {
+                format!(
+                    "<li class=\"in\">{text}<span class=\"meta\">{}</span></li>",
+                    when(m.at)
+                )
+            }
+        })
+        .collect();
+    let flash = match flash {
+        Flash::None => String::new(),
+        Flash::Sent => "<p class=\"ok\" role=\"status\">Sent. The assistant stays quiet with this customer until you resume it.</p>".into(),
+        Flash::Resumed => "<p class=\"ok\" role=\"status\">The assistant answers this customer again.</p>".into(),
+        Flash::WindowClosed => "<p class=\"error\" role=\"alert\">Not sent: the 24-hour window is closed. WhatsApp lets a business write freely only within 24 hours of the customer's last message. You can reply as soon as they write again.</p>".into(),
+        Flash::SendFailed => "<p class=\"error\" role=\"alert\">Not sent: WhatsApp did not accept the message. Please try again in a minute.</p>".into(),
+        Flash::TokenProblem => "<p class=\"error\" role=\"alert\">Not sent: this number's WhatsApp token needs replacing. Please contact the Alphadome team.</p>".into(),
+        Flash::BadText => "<p class=\"error\" role=\"alert\">Not sent: write a message of up to 4,096 characters.</p>".into(),
+        Flash::Unavailable => "<p class=\"error\" role=\"alert\">Replying is unavailable right now. Please try again later.</p>".into(),
+    };
+    let state = if !customer.assistant_enabled {
+        "<p class=\"notice\">The assistant is switched off for this number (see the overview).</p>"
+            .to_owned()
+    } else if customer.paused(now) {
+        format!(
+            "<p class=\"notice\">The assistant is paused for this customer.</p>\
+<form method=\"post\" action=\"/admin/conversations/{}/resume\">{}<button type=\"submit\">Resume assistant</button></form>",
+            customer.user_id,
+            csrf_field(csrf)
+        )
+    } else {
+        "<p class=\"muted\">The assistant answers this customer.</p>".to_owned()
+    };
+    let reply = if !can_act {
+        String::new()
+    } else if customer.window_open(now) {
+        format!(
+            "<form method=\"post\" action=\"/admin/conversations/{}/reply\">{}\
+<label>Reply as a person<textarea name=\"text\" rows=\"3\" maxlength=\"4096\" required></textarea></label>\
+<button type=\"submit\">Send</button></form>",
+            customer.user_id,
+            csrf_field(csrf)
+        )
+    } else {
+        "<p class=\"notice\">The 24-hour window is closed: you can reply when the customer writes again.</p>".to_owned()
+    };
+    page(
+        who,
+        &format!(
+            "{}<h1>{}</h1><p class=\"muted\">{} · {}</p>{flash}<ul class=\"msgs\">{items}</ul>{state}{reply}",
+            nav(),
+            escape(who),
+            escape(customer.phone.as_deref().unwrap_or("")),
+            escape(&customer.business),
+        ),
+    )
+}
+
+/// A page for an id that is not the owner's (or does not exist): the same answer for both.
+pub fn not_found_page() -> String {
+    page(
+        "Not found",
+        &format!(
+            "{}<h1>Not found</h1><p>There is nothing here. <a href=\"/admin/conversations\">Back to conversations</a></p>",
+            nav()
         ),
     )
 }

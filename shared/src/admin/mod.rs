@@ -3,6 +3,7 @@
 //! cookie holds, what an owner may read) and the page templates.
 
 pub mod auth;
+pub mod conversations;
 pub mod html;
 pub mod overview;
 pub mod session;
@@ -37,6 +38,9 @@ pub struct AdminState {
     pub session_key: SessionKey,
     /// Connections that become `authenticated` for each request.
     pub pool: PgPool,
+    /// The server's path that acts for a tenant (replying as a person, resuming the
+    /// assistant); `None`: those actions say they are unavailable.
+    pub actions: Option<conversations::TenantActions>,
 }
 
 /// Whether development tokens may be trusted (only `alphadome serve` without Supabase).
@@ -65,6 +69,7 @@ impl AdminState {
             supabase: Some(auth),
             session_key,
             pool,
+            actions: None,
         }
     }
 
@@ -75,6 +80,15 @@ impl AdminState {
             verifier: Verifier::development(key),
             supabase: None,
             pool,
+            actions: None,
+        }
+    }
+
+    /// The same dashboard, able to act for the owner's tenants through `actions`.
+    pub fn with_actions(self, actions: conversations::TenantActions) -> Self {
+        Self {
+            actions: Some(actions),
+            ..self
         }
     }
 

@@ -18,8 +18,11 @@ pub struct Overview {
 
 #[derive(Debug, Clone)]
 pub struct TenantLine {
+    pub id: uuid::Uuid,
     pub name: String,
     pub is_active: bool,
+    /// The assistant's switch (`bot_control_settings.is_bot_enabled`).
+    pub assistant_enabled: bool,
 }
 
 /// Opens a transaction as the owner: `set local role authenticated` and the claims set
@@ -56,15 +59,23 @@ pub async fn read_overview(pool: &PgPool, owner: &Owner) -> anyhow::Result<Overv
             .await
             .context("reading the brand")?
             .flatten();
-    let tenants = sqlx::query_as::<_, (String, bool)>(
-        "select client_name, is_active from alphadome.bot_tenants order by client_name",
+    let tenants = sqlx::query_as::<_, (uuid::Uuid, String, bool, Option<bool>)>(
+        "select t.id, t.client_name, t.is_active, s.is_bot_enabled
+         from alphadome.bot_tenants t
+         left join alphadome.bot_control_settings s on s.bot_tenant_id = t.id
+         order by t.client_name, t.id",
     )
     .persistent(false)
     .fetch_all(&mut *tx)
     .await
     .context("reading the tenants")?
     .into_iter()
-    .map(|(name, is_active)| TenantLine { name, is_active })
+    .map(|(id, name, is_active, on)| TenantLine {
+        id,
+        name,
+        is_active,
+        assistant_enabled: on.unwrap_or(true),
+    })
     .collect();
     let (received_today, replies_today): (i64, i64) = sqlx::query_as(
         "select count(*) filter (where direction = 'incoming'),

@@ -1,8 +1,11 @@
 //! The owners' dashboard over HTTP: `GET /admin` (overview), `GET/POST /admin/login`,
-//! `POST /admin/session`, `POST /admin/logout` and the stylesheet. Handlers only parse,
-//! call `crate::admin` and render; every response carries the security headers.
+//! `POST /admin/session`, `POST /admin/logout`, the conversations (`GET /admin/conversations`,
+//! `GET /admin/conversations/{user_id}`, `POST .../reply`, `POST .../resume`), the assistant's
+//! switch (`POST /admin/assistant`) and the stylesheet. Handlers only parse, call
+//! `crate::admin` and render; every POST checks its CSRF token first; every response carries
+//! the security headers.
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,9 +14,12 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::admin::auth::{Owner, TokenError};
+use crate::admin::conversations::{self, Cursor, ReplyError, Search};
+use crate::admin::html::Flash;
 use crate::admin::session::{csrf_matches, new_csrf_token, Session};
 use crate::admin::supabase::AuthApiError;
 use crate::admin::{html, overview, AdminState};
+use uuid::Uuid;
 
 /// The session cookie (sealed Supabase tokens).
 pub const SESSION_COOKIE: &str = "alphadome_session";
@@ -33,6 +39,17 @@ pub fn routes(state: AdminState) -> Router {
         .route("/admin/login", get(show_login).post(sign_in_with_password))
         .route("/admin/session", post(create_session))
         .route("/admin/logout", post(sign_out))
+        .route("/admin/conversations", get(show_conversations))
+        .route("/admin/conversations/{user_id}", get(show_transcript))
+        .route(
+            "/admin/conversations/{user_id}/reply",
+            post(reply_as_person),
+        )
+        .route(
+            "/admin/conversations/{user_id}/resume",
+            post(resume_assistant),
+        )
+        .route("/admin/assistant", post(switch_assistant))
         .route("/admin/assets/admin.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::map_response(add_security_headers))
@@ -157,8 +174,11 @@ fn html_response(status: StatusCode, body: String, cookies: Vec<HeaderValue>) ->
     response
 }
 
-fn redirect(to: &'static str, cookies: Vec<HeaderValue>) -> Response {
-    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
+fn redirect(to: &str, cookies: Vec<HeaderValue>) -> Response {
+    let mut response = match HeaderValue::from_str(to) {
+        Ok(to) => (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
     for c in cookies {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -368,53 +388,335 @@ async fn sign_out(
     redirect("/admin/login", vec![cleared_session_cookie(&headers)])
 }
 
-/// GET /admin: the overview, read as the owner.
-async fn show_overview(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+/// A verified owner with a business, and what every page's response needs.
+struct SignedIn {
+    owner: Owner,
+    csrf: String,
+    cookies: Vec<HeaderValue>,
+}
+
+fn unavailable_page() -> Response {
+    html_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        html::page(
+            "Unavailable",
+            &format!("<h1>Unavailable</h1><p>{UNAVAILABLE}</p>"),
+        ),
+        vec![],
+    )
+}
+
+fn error_page(cookies: Vec<HeaderValue>) -> Response {
+    html_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        html::page(
+            "Something went wrong",
+            "<h1>Something went wrong</h1><p>Please try again in a minute.</p>",
+        ),
+        cookies,
+    )
+}
+
+/// The signed-in owner of the request, or the response that replaces the page: the sign-in
+/// page when signed out, a polite page when the account has no business, 503 when sign-in
+/// cannot be checked now.
+async fn signed_in(state: &AdminState, headers: &HeaderMap) -> Result<SignedIn, Response> {
     let Some(session) =
-        read_cookie(&headers, SESSION_COOKIE).and_then(|v| state.session_key.open(&v))
+        read_cookie(headers, SESSION_COOKIE).and_then(|v| state.session_key.open(&v))
     else {
-        return redirect("/admin/login", vec![]);
+        return Err(redirect("/admin/login", vec![]));
     };
-    let (owner, refreshed) = match authenticate(&state, session).await {
+    let (owner, refreshed) = match authenticate(state, session).await {
         Ok(ok) => ok,
         Err(AuthFailure::SignedOut) => {
-            return redirect("/admin/login", vec![cleared_session_cookie(&headers)])
+            return Err(redirect(
+                "/admin/login",
+                vec![cleared_session_cookie(headers)],
+            ))
         }
-        Err(AuthFailure::Unavailable) => {
-            return html_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                html::page(
-                    "Unavailable",
-                    &format!("<h1>Unavailable</h1><p>{UNAVAILABLE}</p>"),
-                ),
-                vec![],
-            )
-        }
+        Err(AuthFailure::Unavailable) => return Err(unavailable_page()),
     };
-    let (csrf, set_csrf) = csrf_token(&headers);
+    let (csrf, set_csrf) = csrf_token(headers);
     let mut cookies: Vec<HeaderValue> = set_csrf.into_iter().collect();
     if let Some(fresh) = &refreshed {
-        cookies.push(session_cookie(&headers, &state, fresh));
+        cookies.push(session_cookie(headers, state, fresh));
     }
     if owner.brand_id.is_none() {
-        return html_response(
+        return Err(html_response(
             StatusCode::OK,
             html::no_brand_page(&csrf, owner.email.as_deref()),
             cookies,
-        );
+        ));
     }
-    match overview::read_overview(&state.pool, &owner).await {
-        Ok(o) => html_response(StatusCode::OK, html::overview_page(&csrf, &o), cookies),
+    Ok(SignedIn {
+        owner,
+        csrf,
+        cookies,
+    })
+}
+
+/// GET /admin: the overview, read as the owner.
+async fn show_overview(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    let me = match signed_in(&state, &headers).await {
+        Ok(me) => me,
+        Err(page) => return page,
+    };
+    match overview::read_overview(&state.pool, &me.owner).await {
+        Ok(o) => html_response(
+            StatusCode::OK,
+            html::overview_page(&me.csrf, &o),
+            me.cookies,
+        ),
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "reading the owner's overview failed");
-            html_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                html::page(
-                    "Something went wrong",
-                    "<h1>Something went wrong</h1><p>Please try again in a minute.</p>",
-                ),
-                cookies,
+            error_page(me.cookies)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    after: Option<String>,
+}
+
+/// GET /admin/conversations: customers by latest message, searchable, a page at a time.
+async fn show_conversations(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let me = match signed_in(&state, &headers).await {
+        Ok(me) => me,
+        Err(page) => return page,
+    };
+    let q = query.q.unwrap_or_default();
+    let search = Search::parse(&q);
+    let after = query.after.as_deref().and_then(Cursor::parse);
+    match conversations::list_customers(&state.pool, &me.owner, search.as_ref(), after).await {
+        Ok(page) => html_response(
+            StatusCode::OK,
+            html::conversations_page(q.trim(), &page),
+            me.cookies,
+        ),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "listing the owner's conversations failed");
+            error_page(me.cookies)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TranscriptQuery {
+    done: Option<String>,
+}
+
+/// Renders one customer's transcript as the owner, with `flash` above the reply box.
+async fn transcript_response(
+    state: &AdminState,
+    me: SignedIn,
+    user_id: Uuid,
+    status: StatusCode,
+    flash: Flash,
+) -> Response {
+    match conversations::read_transcript(&state.pool, &me.owner, user_id).await {
+        Ok(Some((customer, messages))) => html_response(
+            status,
+            html::transcript_page(
+                &me.csrf,
+                &customer,
+                &messages,
+                flash,
+                state.actions.is_some(),
+            ),
+            me.cookies,
+        ),
+        Ok(None) => html_response(StatusCode::NOT_FOUND, html::not_found_page(), me.cookies),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "reading a transcript failed");
+            error_page(me.cookies)
+        }
+    }
+}
+
+/// GET /admin/conversations/{user_id}: one customer's conversation; another business's
+/// customer (or any id that is not the owner's) is 404.
+async fn show_transcript(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+    Query(query): Query<TranscriptQuery>,
+) -> Response {
+    let me = match signed_in(&state, &headers).await {
+        Ok(me) => me,
+        Err(page) => return page,
+    };
+    let Ok(user_id) = Uuid::parse_str(&user_id) else {
+        return html_response(StatusCode::NOT_FOUND, html::not_found_page(), me.cookies);
+    };
+    let flash = match query.done.as_deref() {
+        Some("sent") => Flash::Sent,
+        Some("resumed") => Flash::Resumed,
+        _ => Flash::None,
+    };
+    transcript_response(&state, me, user_id, StatusCode::OK, flash).await
+}
+
+#[derive(Deserialize)]
+struct ReplyForm {
+    text: Option<String>,
+    csrf_token: Option<String>,
+}
+
+/// POST /admin/conversations/{user_id}/reply: the owner's own message to the customer, sent
+/// with the number's token inside the 24-hour window; the assistant then stays quiet with this
+/// customer until resumed.
+async fn reply_as_person(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+    Form(form): Form<ReplyForm>,
+) -> Response {
+    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
+        return csrf_refused();
+    }
+    let me = match signed_in(&state, &headers).await {
+        Ok(me) => me,
+        Err(page) => return page,
+    };
+    let Ok(user_id) = Uuid::parse_str(&user_id) else {
+        return html_response(StatusCode::NOT_FOUND, html::not_found_page(), me.cookies);
+    };
+    let Some(actions) = state.actions.clone() else {
+        return transcript_response(
+            &state,
+            me,
+            user_id,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Flash::Unavailable,
+        )
+        .await;
+    };
+    let text = form.text.unwrap_or_default();
+    let (status, flash) = match actions
+        .reply_as_person(&state.pool, &me.owner, user_id, &text)
+        .await
+    {
+        Ok(()) => {
+            return redirect(
+                &format!("/admin/conversations/{user_id}?done=sent"),
+                me.cookies,
             )
+        }
+        Err(ReplyError::NotFound) => {
+            return html_response(StatusCode::NOT_FOUND, html::not_found_page(), me.cookies)
+        }
+        Err(ReplyError::WindowClosed) => (StatusCode::CONFLICT, Flash::WindowClosed),
+        Err(ReplyError::BadText) => (StatusCode::UNPROCESSABLE_ENTITY, Flash::BadText),
+        Err(ReplyError::Token) => (StatusCode::BAD_GATEWAY, Flash::TokenProblem),
+        Err(ReplyError::Send(e)) => {
+            tracing::warn!(error = %e, "an owner's reply was not accepted by WhatsApp");
+            (StatusCode::BAD_GATEWAY, Flash::SendFailed)
+        }
+        Err(ReplyError::Unexpected(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "an owner's reply failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, Flash::Unavailable)
+        }
+    };
+    transcript_response(&state, me, user_id, status, flash).await
+}
+
+/// POST /admin/conversations/{user_id}/resume: the assistant answers this customer again.
+async fn resume_assistant(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
+        return csrf_refused();
+    }
+    let me = match signed_in(&state, &headers).await {
+        Ok(me) => me,
+        Err(page) => return page,
+    };
+    let Ok(user_id) = Uuid::parse_str(&user_id) else {
+        return html_response(StatusCode::NOT_FOUND, html::not_found_page(), me.cookies);
+    };
+    let Some(actions) = state.actions.clone() else {
+        return transcript_response(
+            &state,
+            me,
+            user_id,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Flash::Unavailable,
+        )
+        .await;
+    };
+    match actions.resume(&state.pool, &me.owner, user_id).await {
+        Ok(()) => redirect(
+            &format!("/admin/conversations/{user_id}?done=resumed"),
+            me.cookies,
+        ),
+        Err(ReplyError::NotFound) => {
+            html_response(StatusCode::NOT_FOUND, html::not_found_page(), me.cookies)
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "resuming the assistant failed");
+            error_page(me.cookies)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AssistantForm {
+    tenant_id: Option<String>,
+    enabled: Option<String>,
+    csrf_token: Option<String>,
+}
+
+/// POST /admin/assistant: switches the assistant of one of the owner's numbers (or all of
+/// them, without `tenant_id`) on or off, written as the owner under RLS.
+async fn switch_assistant(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Form(form): Form<AssistantForm>,
+) -> Response {
+    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
+        return csrf_refused();
+    }
+    let me = match signed_in(&state, &headers).await {
+        Ok(me) => me,
+        Err(page) => return page,
+    };
+    let enabled =
+        match form.enabled.as_deref() {
+            Some("on") => true,
+            Some("off") => false,
+            _ => return html_response(
+                StatusCode::BAD_REQUEST,
+                html::page(
+                    "Not changed",
+                    "<h1>Nothing changed</h1><p><a href=\"/admin\">Back to the overview</a></p>",
+                ),
+                me.cookies,
+            ),
+        };
+    let tenant = match form.tenant_id.as_deref().filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => match Uuid::parse_str(t) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                return html_response(StatusCode::NOT_FOUND, html::not_found_page(), me.cookies)
+            }
+        },
+    };
+    match conversations::set_assistant_enabled(&state.pool, &me.owner, tenant, enabled).await {
+        Ok(0) => html_response(StatusCode::NOT_FOUND, html::not_found_page(), me.cookies),
+        Ok(_) => redirect("/admin", me.cookies),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "switching the assistant failed");
+            error_page(me.cookies)
         }
     }
 }
