@@ -50,6 +50,11 @@ a{color:#135e3a}\
 .ok{background:#e5f5ea;border-left:4px solid #135e3a;padding:.6rem}\
 .search{display:flex;gap:.4rem}\
 .search input{flex:1}\
+.warning{background:#fde8e8;border-left:4px solid #b00020;padding:.6rem}\
+.chart{display:block;background:#fff;border-radius:.5rem;padding:.4rem}\
+table{width:100%;border-collapse:collapse;font-size:.9rem;background:#fff}\
+th,td{padding:.3rem .4rem;text-align:right;border-bottom:1px solid #eee}\
+th:first-child,td:first-child{text-align:left}\
 ";
 
 /// A whole page around `body` (already escaped where needed).
@@ -124,8 +129,8 @@ business yet. Please ask the Alphadome team to link it; there is nothing to show
     )
 }
 
-/// The overview of one business.
-pub fn overview_page(csrf: &str, o: &super::overview::Overview) -> String {
+/// The overview of one business; `banner` (already HTML) goes above today's figures.
+pub fn overview_page(csrf: &str, o: &super::overview::Overview, banner: &str) -> String {
     let name = o.business_name.as_deref().unwrap_or("Your business");
     let assistants = if o.tenants.is_empty() {
         "<p class=\"muted\">No WhatsApp number is set up yet.</p>".to_owned()
@@ -148,7 +153,7 @@ pub fn overview_page(csrf: &str, o: &super::overview::Overview) -> String {
     page(
         name,
         &format!(
-            "{}<h1>{}</h1><h2>Today</h2><ul class=\"cards\">\
+            "{}<h1>{}</h1>{banner}<h2>Today</h2><ul class=\"cards\">\
 <li><b>{}</b>messages received</li><li><b>{}</b>replies sent</li></ul>{assistants}{}",
             nav(),
             escape(name),
@@ -161,7 +166,128 @@ pub fn overview_page(csrf: &str, o: &super::overview::Overview) -> String {
 
 /// The dashboard's navigation.
 fn nav() -> &'static str {
-    "<nav><a href=\"/admin\">Overview</a><a href=\"/admin/conversations\">Conversations</a></nav>"
+    "<nav><a href=\"/admin\">Overview</a><a href=\"/admin/conversations\">Conversations</a><a href=\"/admin/usage\">Usage</a></nav>"
+}
+
+/// The 30-day chart: one bar a day for messages received, the part answered from the FAQ
+/// darker. Plain SVG drawn here (presentation attributes, no script, no inline CSS), so it
+/// renders under the dashboard's Content-Security-Policy and scales to a phone's width.
+pub fn usage_chart(days: &[super::usage::DayUsage]) -> String {
+    const W: usize = 300;
+    const H: i64 = 100;
+    let max = days.iter().map(|d| d.received).max().unwrap_or(0).max(1);
+    let slot = W / days.len().max(1);
+    let bar = slot.saturating_sub(2).max(1);
+    let mut bars = String::new();
+    for (i, d) in days.iter().enumerate() {
+        let x = i * slot + 1;
+        let h = d.received * H / max;
+        let f = d.faq.min(d.received) * H / max;
+        let day = d
+            .day
+            .map(|d| d.format("%d %b").to_string())
+            .unwrap_or_default();
+        bars.push_str(&format!(
+            "<g><title>{day}: {} received, {} from the FAQ, {} by the AI, {} handed over</title>\
+<rect x=\"{x}\" y=\"{}\" width=\"{bar}\" height=\"{h}\" fill=\"#9cc3e6\"/>\
+<rect x=\"{x}\" y=\"{}\" width=\"{bar}\" height=\"{f}\" fill=\"#2f6fa8\"/></g>",
+            d.received,
+            d.faq,
+            d.ai,
+            d.handovers,
+            H - h,
+            H - f,
+        ));
+    }
+    let first = days
+        .first()
+        .and_then(|d| d.day)
+        .map(|d| d.format("%d %b").to_string())
+        .unwrap_or_default();
+    let last = days
+        .last()
+        .and_then(|d| d.day)
+        .map(|d| d.format("%d %b").to_string())
+        .unwrap_or_default();
+    format!(
+        "<svg class=\"chart\" viewBox=\"0 0 {W} {}\" width=\"100%\" role=\"img\" \
+aria-label=\"Messages received per day, last 30 days (most: {max})\">{bars}\
+<text x=\"0\" y=\"{}\" font-size=\"9\" fill=\"#555\">{first}</text>\
+<text x=\"{W}\" y=\"{}\" font-size=\"9\" fill=\"#555\" text-anchor=\"end\">{last}</text></svg>",
+        H + 14,
+        H + 12,
+        H + 12,
+    )
+}
+
+/// The warning shown on the overview and the usage page once 80 % of a budget is used.
+pub fn budget_banner(u: &super::usage::Usage) -> String {
+    match u.budget_percent() {
+        Some(p) if p >= 100 => format!(
+            "<p class=\"warning\">This month's budget is used up ({p}%): the AI has stopped; \
+FAQ answers and hand-overs go on. It resets on the 1st, or ask the Alphadome team to raise it.</p>"
+        ),
+        Some(p) if p >= 80 => format!(
+            "<p class=\"warning\">{p}% of this month's budget is used. At 100% the AI stops \
+(FAQ answers and hand-overs go on).</p>"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The usage page: the chart, this month against the budgets, the days in a table.
+pub fn usage_page(u: &super::usage::Usage) -> String {
+    let budget = |used: i64, limit: Option<i64>, what: &str| match limit {
+        Some(l) => format!("<li><b>{used} / {l}</b>{what} this month (budget)</li>"),
+        None => format!("<li><b>{used}</b>{what} this month (no budget)</li>"),
+    };
+    let banner = budget_banner(u);
+    let rows: String = u
+        .days
+        .iter()
+        .rev()
+        .filter(|d| d.received > 0 || d.ai_tokens > 0)
+        .map(|d| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                d.day
+                    .map(|d| d.format("%d %b").to_string())
+                    .unwrap_or_default(),
+                d.received,
+                d.faq,
+                d.ai,
+                d.handovers,
+                d.ai_tokens
+            )
+        })
+        .collect();
+    let table = if rows.is_empty() {
+        "<p class=\"muted\">No messages in the last 30 days.</p>".to_owned()
+    } else {
+        format!(
+            "<table><thead><tr><th>Day</th><th>In</th><th>FAQ</th><th>AI</th><th>Hand-overs</th>\
+<th>AI tokens</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    };
+    page(
+        "Usage",
+        &format!(
+            "{}<h1>Usage</h1>{banner}<h2>Last 30 days</h2>{}\
+<p class=\"muted\">Messages received per day; the darker part was answered from your FAQ.</p>\
+<h2>This month</h2><ul class=\"cards\"><li><b>{}</b>messages received</li>\
+<li><b>{}</b>answered from the FAQ</li><li><b>{}</b>answered by the AI</li>\
+<li><b>{}</b>handed over</li><li><b>{}</b>failed sends</li>{}{}</ul><h2>By day</h2>{table}",
+            nav(),
+            usage_chart(&u.days),
+            u.month.received,
+            u.month.faq,
+            u.month.ai,
+            u.month.handovers,
+            u.month.failed_sends,
+            budget(u.month_messages_out, u.message_budget, "messages sent"),
+            budget(u.month.ai_tokens, u.ai_budget, "AI tokens"),
+        ),
+    )
 }
 
 /// The form that switches one number's assistant to `enable`.

@@ -8,6 +8,7 @@ pub mod html;
 pub mod overview;
 pub mod session;
 pub mod supabase;
+pub mod usage;
 
 use secrecy::SecretString;
 use sqlx::PgPool;

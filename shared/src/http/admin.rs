@@ -50,6 +50,7 @@ pub fn routes(state: AdminState) -> Router {
             post(resume_assistant),
         )
         .route("/admin/assistant", post(switch_assistant))
+        .route("/admin/usage", get(show_usage))
         .route("/admin/assets/admin.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::map_response(add_security_headers))
@@ -461,14 +462,30 @@ async fn show_overview(State(state): State<AdminState>, headers: HeaderMap) -> R
         Ok(me) => me,
         Err(page) => return page,
     };
-    match overview::read_overview(&state.pool, &me.owner).await {
-        Ok(o) => html_response(
+    let usage = crate::admin::usage::read_usage(&state.pool, &me.owner).await;
+    match (overview::read_overview(&state.pool, &me.owner).await, usage) {
+        (Ok(o), Ok(u)) => html_response(
             StatusCode::OK,
-            html::overview_page(&me.csrf, &o),
+            html::overview_page(&me.csrf, &o, &html::budget_banner(&u)),
             me.cookies,
         ),
-        Err(e) => {
+        (Err(e), _) | (_, Err(e)) => {
             tracing::error!(error = %format!("{e:#}"), "reading the owner's overview failed");
+            error_page(me.cookies)
+        }
+    }
+}
+
+/// GET /admin/usage: the last 30 days and this month against the budgets, read as the owner.
+async fn show_usage(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    let me = match signed_in(&state, &headers).await {
+        Ok(me) => me,
+        Err(page) => return page,
+    };
+    match crate::admin::usage::read_usage(&state.pool, &me.owner).await {
+        Ok(u) => html_response(StatusCode::OK, html::usage_page(&u), me.cookies),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "reading the owner's usage failed");
             error_page(me.cookies)
         }
     }

@@ -838,3 +838,67 @@ async fn the_recommended_dashboard_login_role_reads_only_as_the_owner(pool: PgPo
     assert!(overview.body.contains("<b>1</b>messages received"));
     admin_pool.close().await;
 }
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn the_usage_page_shows_the_owners_own_days_and_warns_at_80_percent_of_the_budget(
+    pool: PgPool,
+) {
+    let s = seeded(&pool).await;
+    // As the pipeline writes them: A's day and budget, and B's much busier day.
+    for (tenant, counts) in [
+        (
+            s.a.id,
+            json!({"received": 7, "reply:faq": 5, "reply:ai": 1, "ai_prompt_tokens": 800, "ai_completion_tokens": 50}),
+        ),
+        (s.b.id, json!({"received": 993, "reply:faq": 990})),
+    ] {
+        sqlx::query(
+            "insert into alphadome.bot_usage_daily (bot_tenant_id, day, counts)
+             values ($1, (now() at time zone 'utc')::date, $2)",
+        )
+        .bind(tenant)
+        .bind(&counts)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "insert into alphadome.bot_budgets (bot_tenant_id, monthly_ai_tokens) values ($1, 1000)",
+    )
+    .bind(s.a.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let dev = DevKey::from_secret(SecretString::from("cd".repeat(32)));
+    let token = dev.issue(s.a.brand_id.0, None, std::time::Duration::from_secs(60));
+    let local = alphadome::http::admin::routes(AdminState::development(dev, pool.clone()));
+    let mut browser = Browser::default();
+    browser.sign_in_with_token(&local, &token, None).await;
+
+    let usage = browser.get(&local, "/admin/usage").await;
+    assert_eq!(usage.status, StatusCode::OK);
+    assert!(usage.body.contains("<svg"), "a server-rendered chart");
+    assert!(
+        usage.body.contains("<b>7</b>messages received"),
+        "{}",
+        usage.body
+    );
+    assert!(
+        usage.body.contains("850 / 1000"),
+        "AI tokens against the budget"
+    );
+    assert!(usage.body.contains("85% of this month"), "the 80 % warning");
+    assert!(
+        !usage.body.contains("993"),
+        "never another business's figures"
+    );
+    let overview = browser.get(&local, "/admin").await;
+    assert!(
+        overview.body.contains("85% of this month"),
+        "the overview warns too"
+    );
+
+    // Signed out: no usage.
+    let mut stranger = Browser::default();
+    assert_signed_out(&stranger.get(&local, "/admin/usage").await);
+}
