@@ -170,7 +170,13 @@ def main() -> int:
             expect(fits(), "overview fits 390 px")
             page.screenshot(path=str(SHOTS / "admin-overview.png"), full_page=True)
 
-            page.click("text=Conversations")
+            page.click("nav >> text=Usage")
+            page.wait_for_url(f"{origin}/admin/usage")
+            expect(page.locator("svg.chart").count() == 1, "the usage chart renders")
+            expect(fits(), "usage fits 390 px")
+            page.screenshot(path=str(SHOTS / "admin-usage.png"), full_page=True)
+
+            page.click("nav >> text=Conversations")
             page.wait_for_url(f"{origin}/admin/conversations")
             listing = page.inner_text("main")
             expect(A_CUSTOMER in listing and "254711000333" in listing, "A's customers listed")
