@@ -77,11 +77,12 @@ pub async fn read_overview(pool: &PgPool, owner: &Owner) -> anyhow::Result<Overv
         assistant_enabled: on.unwrap_or(true),
     })
     .collect();
+    // Today's figures come from the usage the pipeline counts (the usage page's table).
     let (received_today, replies_today): (i64, i64) = sqlx::query_as(
-        "select count(*) filter (where direction = 'incoming'),
-                count(*) filter (where direction = 'outgoing' and coalesce(status, '') <> 'failed')
-         from public.conversations
-         where created_at >= date_trunc('day', now())",
+        "select coalesce(sum((u.counts ->> 'received')::bigint), 0)::bigint,
+                coalesce(sum((u.counts ->> 'messages_out')::bigint), 0)::bigint
+         from alphadome.bot_usage_daily u
+         where u.day = (now() at time zone 'utc')::date",
     )
     .persistent(false)
     .fetch_one(&mut *tx)

@@ -854,7 +854,8 @@ async fn the_usage_page_shows_the_owners_own_days_and_warns_at_80_percent_of_the
     ] {
         sqlx::query(
             "insert into alphadome.bot_usage_daily (bot_tenant_id, day, counts)
-             values ($1, (now() at time zone 'utc')::date, $2)",
+             values ($1, (now() at time zone 'utc')::date, $2)
+             on conflict (bot_tenant_id, day) do update set counts = excluded.counts",
         )
         .bind(tenant)
         .bind(&counts)

@@ -132,6 +132,16 @@ pub async fn seed_two_tenants(store: &Store, keys: &KeyProvider) -> Seeded {
         .execute(&mut *tx)
         .await
         .unwrap();
+        // Counted as the pipeline counts a received message.
+        sqlx::query(
+            "insert into alphadome.bot_usage_daily (bot_tenant_id, day, counts)
+             values ($1, (now() at time zone 'utc')::date, '{\"received\": 1}')",
+        )
+        .persistent(false)
+        .bind(t.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
     }
     Seeded { a, b }
