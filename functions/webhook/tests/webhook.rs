@@ -594,8 +594,10 @@ async fn a_forged_delivery_with_thousands_of_numbers_costs_the_database_almost_n
     let forged = alphadome::webhook::sign(b"not-the-app-secret", &body);
 
     // What measuring costs by itself (its own statements are counted too). Transactions are
-    // counted database-wide, where autovacuum may add a few: those bounds allow that much,
-    // against the 20,000 an unbounded webhook makes; the lookups are counted exactly.
+    // counted database-wide, where autovacuum and late statistics flushes add a few (up to 6
+    // seen on a loaded machine): those bounds allow `NOISE`, against the 20,000 an unbounded
+    // webhook makes; the lookups themselves are counted exactly.
+    const NOISE: i64 = 20;
     let before = committed(&pool).await;
     let overhead = committed(&pool).await - before;
 
@@ -609,7 +611,7 @@ async fn a_forged_delivery_with_thousands_of_numbers_costs_the_database_almost_n
         "only the cached yes/no question is asked"
     );
     assert!(
-        after - before - overhead <= 5,
+        after - before - overhead <= NOISE,
         "{} transactions for a forged delivery",
         after - before - overhead
     );
@@ -638,7 +640,7 @@ async fn a_forged_delivery_with_thousands_of_numbers_costs_the_database_almost_n
         "{n} lookups: the 20,000-number body none, the 3-number one its 3 (+ the cached question)"
     );
     assert!(
-        after - before - overhead <= 5 + alphadome::ingress::MAX_UNVERIFIED_NUMBERS as i64,
+        after - before - overhead <= NOISE + alphadome::ingress::MAX_UNVERIFIED_NUMBERS as i64,
         "{} transactions for forged deliveries",
         after - before - overhead
     );
@@ -649,7 +651,7 @@ async fn a_forged_delivery_with_thousands_of_numbers_costs_the_database_almost_n
     let after = committed(&pool).await;
     assert_eq!(lookups(&pool).await, looked_up, "no lookup at all");
     assert!(
-        after - before - overhead <= 4,
+        after - before - overhead <= NOISE,
         "{} transactions",
         after - before - overhead
     );
