@@ -154,16 +154,11 @@ pub(super) async fn reply_as_person(
     Path(user_id): Path<String>,
     Form(form): Form<ReplyForm>,
 ) -> Response {
-    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
-        return csrf_refused();
-    }
-    let me = match signed_in(&state, &headers).await {
-        Ok(me) => me,
-        Err(page) => return page,
-    };
-    let Ok(user_id) = Uuid::parse_str(&user_id) else {
-        return html_response(StatusCode::NOT_FOUND, html::not_found_page(), me.cookies);
-    };
+    let (me, user_id) =
+        match customer_action(&state, &headers, form.csrf_token.as_deref(), &user_id).await {
+            Ok(found) => found,
+            Err(page) => return page,
+        };
     let Some(actions) = state.actions.clone() else {
         return transcript_response(
             &state,
@@ -203,6 +198,28 @@ pub(super) async fn reply_as_person(
     transcript_response(&state, me, user_id, status, flash).await
 }
 
+/// The common start of an action on one customer: the CSRF token, the owner's session, and a
+/// customer id that parses (anything else is a 404).
+async fn customer_action(
+    state: &AdminState,
+    headers: &HeaderMap,
+    csrf_token: Option<&str>,
+    user_id: &str,
+) -> Result<(SignedIn, Uuid), Response> {
+    if !csrf_ok(headers, csrf_token) {
+        return Err(csrf_refused());
+    }
+    let me = signed_in(state, headers).await?;
+    match Uuid::parse_str(user_id) {
+        Ok(id) => Ok((me, id)),
+        Err(_) => Err(html_response(
+            StatusCode::NOT_FOUND,
+            html::not_found_page(),
+            me.cookies,
+        )),
+    }
+}
+
 /// POST /admin/conversations/{user_id}/resume: the assistant answers this customer again.
 pub(super) async fn resume_assistant(
     State(state): State<AdminState>,
@@ -210,16 +227,11 @@ pub(super) async fn resume_assistant(
     Path(user_id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
-        return csrf_refused();
-    }
-    let me = match signed_in(&state, &headers).await {
-        Ok(me) => me,
-        Err(page) => return page,
-    };
-    let Ok(user_id) = Uuid::parse_str(&user_id) else {
-        return html_response(StatusCode::NOT_FOUND, html::not_found_page(), me.cookies);
-    };
+    let (me, user_id) =
+        match customer_action(&state, &headers, form.csrf_token.as_deref(), &user_id).await {
+            Ok(found) => found,
+            Err(page) => return page,
+        };
     let Some(actions) = state.actions.clone() else {
         return transcript_response(
             &state,
