@@ -620,15 +620,18 @@ async fn admin_token(args: crate::AdminToken) -> anyhow::Result<()> {
 }
 
 async fn serve(args: crate::Serve) -> anyhow::Result<()> {
-    use alphadome_cli::serve::{run_server, ServeOptions};
+    use alphadome_cli::serve::{run_consumer, run_server, ServeOptions};
     let workers = args.workers.max(1);
+    let pollers = if std::env::var_os("REPLY_QUEUE_URL").is_some() {
+        args.consumers
+    } else {
+        0
+    };
     let app = alphadome::app::App::from_env(alphadome::app::AppOptions::local(
-        args.db_connections.unwrap_or(workers as u32 + 4),
+        args.db_connections
+            .unwrap_or(workers.max(pollers) as u32 + 4),
     ))
     .await?;
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {}", args.addr, e.kind()))?;
     let options = ServeOptions {
         dry_run: args.dry_run,
         workers,
@@ -638,11 +641,32 @@ async fn serve(args: crate::Serve) -> anyhow::Result<()> {
             ..Default::default()
         },
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
+        consumer: alphadome::sqs_consumer::ConsumerOptions {
+            pollers: args.consumers,
+            wait_seconds: args.wait_seconds,
+            batch_timeout: std::time::Duration::from_secs(args.batch_timeout),
+            ..Default::default()
+        },
+        lease_seconds: args.lease_seconds,
     };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
-        eprintln!("shutting down: finishing requests, then draining the queue");
+        eprintln!("shutting down: finishing requests and batches in hand, then draining the queue");
     };
+    if args.no_http {
+        if app.settings.reply_queue_url.is_none() {
+            anyhow::bail!("--no-http needs REPLY_QUEUE_URL: there is nothing to consume");
+        }
+        let counts = run_consumer(&app, options, shutdown).await?;
+        eprintln!(
+            "stopped: {} records received, {} deleted, {} left for redelivery, {} handed back",
+            counts.received, counts.deleted, counts.failed, counts.handed_back
+        );
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {}", args.addr, e.kind()))?;
     let report = run_server(&app, options, listener, shutdown).await?;
     eprintln!(
         "stopped: {} jobs handled, {} left unfinished, {} parked",

@@ -136,6 +136,24 @@ struct Serve {
     /// Seconds Ctrl-C waits for queued jobs before giving up.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
+    /// With REPLY_QUEUE_URL: concurrent pollers consuming the queue as Lambda's event source
+    /// mapping does (0: only enqueue).
+    #[arg(long, default_value_t = 2)]
+    consumers: usize,
+    /// With REPLY_QUEUE_URL: consume only, no HTTP listener.
+    #[arg(long)]
+    no_http: bool,
+    /// With REPLY_QUEUE_URL: seconds a batch may run before no new wave starts (the
+    /// responder function's timeout).
+    #[arg(long, default_value_t = 30)]
+    batch_timeout: u64,
+    /// With REPLY_QUEUE_URL: long-poll wait per receive, 0 to 20 seconds.
+    #[arg(long, default_value_t = 20)]
+    wait_seconds: i32,
+    /// Seconds a claim protects a message from a second worker (default 120); the queue's
+    /// visibility timeout must cover it plus the batch timeout.
+    #[arg(long)]
+    lease_seconds: Option<u32>,
 }
 
 #[derive(Args)]

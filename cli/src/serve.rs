@@ -1,9 +1,11 @@
 //! `alphadome serve`: the webhook and the responder in one process, over HTTP on a laptop.
 //!
 //! The same core as the Lambdas: `Ingress` answers `/webhook`, and either SQS carries the jobs
-//! (when `REPLY_QUEUE_URL` is set; this process then only enqueues) or the in-process
-//! `LocalQueue` hands them to a `Responder` right here. Ctrl-C stops intake, lets requests in
-//! flight finish, then drains the queue for a bounded time and reports what was left.
+//! (when `REPLY_QUEUE_URL` is set: this process enqueues and, with `--consumers N`, consumes
+//! the queue as Lambda's event source mapping does, through the responder Lambda's own batch
+//! handler; `--no-http` runs a consumer alone) or the in-process `LocalQueue` hands them to a
+//! `Responder` right here. Ctrl-C stops intake, lets requests in flight and batches in hand
+//! finish, then drains the in-process queue for a bounded time and reports what was left.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use alphadome::job::Job;
 use alphadome::local_queue::{Handled, Handler, LocalQueue, RetryPolicy};
 use alphadome::queue::JobQueue;
 use alphadome::responder::{DryRunReply, Outbox, Responder};
+use alphadome::sqs_consumer::{ConsumerCounts, ConsumerOptions, SqsConsumer};
 use alphadome::store::Store;
 use anyhow::Context as _;
 use secrecy::SecretString;
@@ -39,6 +42,11 @@ pub struct ServeOptions {
     pub retry: RetryPolicy,
     /// How long shutdown waits for queued and in-flight jobs.
     pub drain_timeout: Duration,
+    /// With `REPLY_QUEUE_URL`: how the queue is consumed (`pollers` 0: only enqueue).
+    pub consumer: ConsumerOptions,
+    /// The claim lease of this process's responder (default: the responder's 120 s). The
+    /// queue's visibility timeout must cover it plus the batch timeout.
+    pub lease_seconds: Option<u32>,
 }
 
 impl Default for ServeOptions {
@@ -49,6 +57,8 @@ impl Default for ServeOptions {
             batch: DEFAULT_BATCH,
             retry: RetryPolicy::default(),
             drain_timeout: Duration::from_secs(30),
+            consumer: ConsumerOptions::default(),
+            lease_seconds: None,
         }
     }
 }
@@ -130,22 +140,112 @@ pub async fn prewarm_routes(store: &Store, ingress: &Ingress) -> anyhow::Result<
     Ok(n)
 }
 
-/// Runs the server on `listener` until `shutdown` completes, then drains the in-process queue.
+/// The outbox `serve` answers through.
+fn outbox(app: &App, options: &ServeOptions) -> Outbox {
+    if options.dry_run {
+        printing_outbox()
+    } else {
+        Outbox::Graph(app.whatsapp())
+    }
+}
+
+/// The responder of this process (the lease as asked).
+fn responder(app: &App, options: &ServeOptions) -> Responder {
+    let mut tunables = app.responder_options();
+    if let Some(lease) = options.lease_seconds {
+        tunables.lease_seconds = lease;
+    }
+    app.responder_with(outbox(app, options), tunables)
+}
+
+/// The consumer of `REPLY_QUEUE_URL`, after checking that the queue's visibility timeout
+/// covers the claim lease and the batch timeout; `None` with no pollers asked for.
+pub async fn sqs_consumer(
+    app: &App,
+    options: &ServeOptions,
+) -> anyhow::Result<Option<(SqsConsumer, alphadome::sqs_consumer::QueueFacts)>> {
+    if options.consumer.pollers == 0 {
+        return Ok(None);
+    }
+    let JobQueue::Sqs { client, url } = app.sqs_queue()? else {
+        unreachable!("sqs_queue builds an SQS queue")
+    };
+    let consumer = SqsConsumer::new(
+        client,
+        url,
+        responder(app, options),
+        options.consumer.clone(),
+    );
+    let facts = consumer.queue_facts().await?;
+    let lease = Duration::from_secs(
+        options
+            .lease_seconds
+            .unwrap_or(alphadome::responder::ResponderOptions::default().lease_seconds)
+            .into(),
+    );
+    facts.check(lease, options.consumer.batch_timeout)?;
+    if facts.max_receive_count.is_none() {
+        tracing::warn!("the queue has no redrive policy: a record that always fails is retried until it expires");
+    }
+    Ok(Some((consumer, facts)))
+}
+
+/// Runs only the consumer of `REPLY_QUEUE_URL` (no HTTP) until `shutdown` completes; the
+/// batches in hand finish.
+pub async fn run_consumer(
+    app: &App,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<ConsumerCounts> {
+    let Some((consumer, facts)) = sqs_consumer(app, &options).await? else {
+        anyhow::bail!("nothing to run: no HTTP and no consumers");
+    };
+    eprintln!(
+        "alphadome serve (consumer only)\n  queue:         {}",
+        consumer_line(&consumer, &facts)
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let counts = consumer.run(stopped).await;
+    tracing::info!(?counts, "consumer stopped");
+    Ok(counts)
+}
+
+fn consumer_line(consumer: &SqsConsumer, facts: &alphadome::sqs_consumer::QueueFacts) -> String {
+    let o = consumer.options();
+    format!(
+        "consumed here by {} pollers (batches of up to {}, long poll {} s, batch deadline {} s; visibility timeout {} s, {})",
+        o.pollers.max(1),
+        o.max_messages.clamp(1, 10),
+        o.wait_seconds.clamp(0, 20),
+        o.batch_timeout.as_secs(),
+        facts.visibility_timeout.as_secs(),
+        match facts.max_receive_count {
+            Some(n) => format!("dead-letter queue after {n} receives"),
+            None => "NO dead-letter queue".to_owned(),
+        }
+    )
+}
+
+/// Runs the server on `listener` until `shutdown` completes, then drains the in-process queue
+/// (or lets the SQS consumers finish the batches they hold).
 pub async fn run_server(
     app: &App,
     options: ServeOptions,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ServeReport> {
+    let mut consumer = None;
     let (queue, local) = match app.settings.reply_queue_url {
-        Some(_) => (app.sqs_queue()?, None),
+        Some(_) => {
+            consumer = sqs_consumer(app, &options).await?;
+            (app.sqs_queue()?, None)
+        }
         None => {
-            let outbox = if options.dry_run {
-                printing_outbox()
-            } else {
-                Outbox::Graph(app.whatsapp())
-            };
-            let handler = responder_handler(app.responder(outbox));
+            let handler = responder_handler(responder(app, &options));
             let q = LocalQueue::start(handler, options.workers, options.batch, options.retry);
             (JobQueue::Local(q.clone()), Some(q))
         }
@@ -155,17 +255,44 @@ pub async fn run_server(
     let addr = listener
         .local_addr()
         .context("reading the listen address")?;
-    print_banner(app, &options, &queue, routes, addr);
+    let consumer_line = consumer.as_ref().map(|(c, f)| consumer_line(c, f));
+    print_banner(app, &options, &queue, consumer_line, routes, addr);
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let consuming = consumer.map(|(c, _)| {
+        let stopped = stopped.clone();
+        tokio::spawn(async move { c.run(stopped).await })
+    });
 
     // Without SUPABASE_URL, `serve` (and only `serve`) trusts development tokens.
     let admin = app.admin(alphadome::admin::DevTokens::Trusted)?;
     let router = app.router_with_admin(ingress, local.clone(), admin);
+    let mut http_stopped = stopped.clone();
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            let _ = http_stopped.wait_for(|s| *s).await;
+        })
         .await
         .context("serving HTTP")?;
 
     let Some(q) = local else {
+        if let Some(task) = consuming {
+            // The pollers saw the same signal: they finish the batches they hold.
+            let counts = task.await.context("the queue consumer")?;
+            tracing::info!(
+                ?counts,
+                "stopped; the batches in hand are finished, queued jobs stay in SQS"
+            );
+            return Ok(ServeReport {
+                left: 0,
+                parked: 0,
+                processed: counts.deleted,
+            });
+        }
         tracing::info!("stopped; queued jobs stay in SQS for the responder");
         return Ok(ServeReport {
             left: 0,
@@ -213,6 +340,7 @@ fn print_banner(
     services: &App,
     options: &ServeOptions,
     queue: &JobQueue,
+    consumer: Option<String>,
     routes: usize,
     addr: std::net::SocketAddr,
 ) {
@@ -228,13 +356,18 @@ fn print_banner(
             options.batch.max(1),
             options.retry.max_attempts
         ),
-        JobQueue::Sqs { .. } => format!(
-            "{} (REPLY_QUEUE_URL): this process only enqueues; the responder Lambda or `cargo lambda watch` consumes it",
-            queue.describe()
-        ),
+        JobQueue::Sqs { .. } => match &consumer {
+            Some(line) => format!("{} (REPLY_QUEUE_URL): {line}", queue.describe()),
+            None => format!(
+                "{} (REPLY_QUEUE_URL): this process only enqueues (--consumers 0); another `serve`, the responder Lambda or `cargo lambda watch` consumes it",
+                queue.describe()
+            ),
+        },
     };
     let replies = match (queue, options.dry_run) {
-        (JobQueue::Sqs { .. }, _) => "sent by the responder that consumes the queue".to_owned(),
+        (JobQueue::Sqs { .. }, _) if consumer.is_none() => {
+            "sent by the responder that consumes the queue".to_owned()
+        }
         (_, true) => "dry run: printed here, never sent".to_owned(),
         (_, false) => format!("Graph API {}", s.whatsapp_api_base_url),
     };

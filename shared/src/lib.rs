@@ -22,6 +22,7 @@ pub mod openai;
 pub mod platform;
 pub mod queue;
 pub mod responder;
+pub mod sqs_consumer;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testing")]

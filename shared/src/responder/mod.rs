@@ -22,7 +22,7 @@ pub mod policy;
 mod send;
 mod steps;
 
-pub use batch::BatchRecord;
+pub use batch::{BatchOutcome, BatchRecord};
 pub use context::TenantContext;
 
 use futures_util::future::FutureExt;
@@ -106,6 +106,9 @@ pub struct ResponderOptions {
     pub grounding_entries: usize,
     /// What one tenant may spend of an AI call.
     pub ai_limits: policy::AiLimits,
+    /// The time one wave of a batch may need at worst (an AI call, a send, the database
+    /// steps): under a deadline, a wave starts only while this much time is left.
+    pub wave_budget: Duration,
 }
 
 impl Default for ResponderOptions {
@@ -118,8 +121,15 @@ impl Default for ResponderOptions {
             context_ttl: Duration::from_secs(60),
             grounding_entries: 5,
             ai_limits: policy::AiLimits::default(),
+            wave_budget: default_wave_budget(Duration::from_secs(10)),
         }
     }
+}
+
+/// The wave budget for an AI deadline: the AI call, one send's timeout, and 2 s for the
+/// database steps.
+pub fn default_wave_budget(ai_deadline: Duration) -> Duration {
+    ai_deadline + crate::app::OUTBOUND_TIMEOUT + Duration::from_secs(2)
 }
 
 /// What `ask` prints: the answer policy for one message, without sending or logging.
@@ -174,6 +184,10 @@ impl Responder {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn options(&self) -> &ResponderOptions {
+        &self.options
     }
 
     /// The same responder sending through another outbox.
