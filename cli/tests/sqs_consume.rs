@@ -25,12 +25,12 @@ fn graph_ok() -> ResponseTemplate {
     }))
 }
 
-/// A Graph stand-in accepting every send (after `delay`).
+/// A Graph stand-in accepting every send (after `delay`), each with a fresh wamid.
 async fn graph(delay: Duration) -> MockServer {
     let graph = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path_regex(r"^/[0-9]+/messages$"))
-        .respond_with(graph_ok().set_delay(delay))
+        .respond_with(move |_: &wiremock::Request| graph_ok().set_delay(delay))
         .mount(&graph)
         .await;
     graph
@@ -163,13 +163,14 @@ where
     }
 }
 
-/// Short timings for the tests: a 1 s long poll, a 2 s lease, a 2 s batch deadline.
+/// Short timings for the tests: a 1 s long poll, a 2 s lease, and a batch deadline (25 s)
+/// that covers the default wave budget (20 s), so no record is handed back.
 fn options(pollers: usize) -> ServeOptions {
     ServeOptions {
         consumer: ConsumerOptions {
             pollers,
             wait_seconds: 1,
-            batch_timeout: Duration::from_secs(2),
+            batch_timeout: Duration::from_secs(25),
             ..Default::default()
         },
         lease_seconds: Some(2),
@@ -182,7 +183,7 @@ async fn serve_with_a_queue_answers_every_webhook_message_exactly_once_through_s
     let graph = graph(Duration::ZERO).await;
     let sdk = moto_sdk().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (url, dlq) = queue_pair(&sqs, 6, 3).await;
+    let (url, dlq) = queue_pair(&sqs, 30, 3).await;
     let t = app_over_moto(pool, &graph, &url).await;
     let app = t.app;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -299,7 +300,7 @@ async fn jobs_for(t: &TestApp, deliveries: &[Vec<u8>]) -> Vec<Job> {
         let pnid = change["metadata"]["phone_number_id"].as_str().unwrap();
         let tenant = t.store().find_tenant(pnid).await.unwrap();
         jobs.push(Job::new(
-            tenant.id.0,
+            tenant.0,
             alphadome::webhook::WebhookEvent {
                 phone_number_id: pnid.into(),
                 kind: alphadome::webhook::EventKind::Message(alphadome::webhook::InboundMessage {
@@ -336,7 +337,7 @@ async fn a_record_that_always_fails_ends_in_the_dead_letter_queue_after_max_rece
         .mount(&graph)
         .await;
     Mock::given(method("POST"))
-        .respond_with(graph_ok())
+        .respond_with(|_: &wiremock::Request| graph_ok())
         .mount(&graph)
         .await;
     let sdk = moto_sdk().await;
@@ -411,8 +412,9 @@ async fn records_a_batch_deadline_leaves_unstarted_come_back_at_once_and_are_ans
     let graph = graph(Duration::ZERO).await;
     let sdk = moto_sdk().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    // A 60 s visibility timeout: only a hand-back brings a record back within the test.
-    let (url, _dlq) = queue_pair(&sqs, 60, 5).await;
+    // A 60 s visibility timeout: only a hand-back brings a record back within the test. Each
+    // hand-back still counts as a receive: 10 receives cover a group of up to 10 records.
+    let (url, dlq) = queue_pair(&sqs, 60, 10).await;
     let t = app_over_moto(pool, &graph, &url).await;
     // One customer's four messages: one FIFO group, four waves in one batch.
     let deliveries: Vec<Vec<u8>> = (0..4)
@@ -459,6 +461,7 @@ async fn records_a_batch_deadline_leaves_unstarted_come_back_at_once_and_are_ans
     let stats = c.stats().counts();
     assert!(stats.handed_back >= 3 + 2 + 1, "{stats:?}");
     assert_eq!(queue_depth(&sqs, &url).await, (0, 0));
+    assert_eq!(queue_depth(&sqs, &dlq).await, (0, 0));
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
@@ -523,14 +526,14 @@ async fn serve_refuses_a_queue_whose_visibility_timeout_does_not_cover_lease_and
 ) {
     let graph = graph(Duration::ZERO).await;
     let sqs = aws_sdk_sqs::Client::new(&moto_sdk().await);
-    let (url, _) = queue_pair(&sqs, 3, 5).await;
+    let (url, _) = queue_pair(&sqs, 26, 5).await;
     let t = app_over_moto(pool, &graph, &url).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let err = run_server(&t.app, options(1), listener, async {})
         .await
         .unwrap_err();
     assert!(
-        format!("{err:#}").contains("VisibilityTimeout (3 s)"),
+        format!("{err:#}").contains("VisibilityTimeout (26 s)"),
         "{err:#}"
     );
 }
