@@ -81,7 +81,8 @@ OPTIONAL_ENV = {
 # Names only one function reads. Any other name in config.rs must be set on BOTH functions,
 # so a setting added to the code defaults to "both" until someone says otherwise here.
 ONLY_ON = {
-    "REPLY_QUEUE_URL": {WEBHOOK},
+    # the webhook enqueues; the responder hands back records its deadline left unstarted
+    "REPLY_QUEUE_URL": {WEBHOOK, RESPONDER},
     # the admin function sends an owner's own reply
     "WHATSAPP_API_BASE_URL": {RESPONDER, ADMIN},
     "OPENAI_BASE_URL": {RESPONDER},
