@@ -219,6 +219,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             .await
         }
         Command::Loadtest(a) => loadtest(a).await,
+        Command::Soak(a) => soak(a).await,
         Command::Usage(a) => usage(a).await,
         Command::Faq(FaqCommand::List(args)) => {
             let ctx = Ctx::open().await?;
@@ -672,6 +673,36 @@ async fn serve(args: crate::Serve) -> anyhow::Result<()> {
         "stopped: {} jobs handled, {} left unfinished, {} parked",
         report.processed, report.left, report.parked
     );
+    Ok(())
+}
+
+async fn soak(a: crate::Soak) -> anyhow::Result<()> {
+    let settings = alphadome::config::Settings::from_env()?;
+    let database_url = alphadome_cli::demo::require_database_url(&settings)?;
+    let exe = std::env::current_exe().context("finding the alphadome binary")?;
+    let report = alphadome_cli::soak::run(alphadome_cli::soak::SoakOptions {
+        messages: a.messages,
+        tenants: a.tenants,
+        customers_per_tenant: a.customers,
+        rate: a.rate,
+        ai_every: a.ai_every,
+        per_delivery: a.per_delivery,
+        exe,
+        database_url,
+        moto: a.moto,
+        pg_restart: a.pg_restart,
+        run_dir: a.run_dir,
+        faults: !a.no_faults,
+        visibility_timeout_s: a.visibility_timeout,
+        lease_s: a.lease_seconds,
+        batch_timeout_s: a.batch_timeout,
+        max_receive_count: a.max_receive_count,
+        stall_timeout: std::time::Duration::from_secs(u64::from(a.visibility_timeout) * 2 + 30),
+    })
+    .await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
     Ok(())
 }
 

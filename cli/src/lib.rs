@@ -6,4 +6,5 @@ pub mod loadtest;
 pub mod meta;
 pub mod serve;
 pub mod simulate;
+pub mod soak;
 pub mod usage;

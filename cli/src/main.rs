@@ -42,6 +42,10 @@ enum Command {
     Simulate(Simulate),
     /// Load benchmark of the whole pipeline against a running `serve --dry-run`.
     Loadtest(Loadtest),
+    /// The Lambda path under faults: `serve` processes over SQS (moto), stand-ins for Graph
+    /// and OpenAI, PostgreSQL restarts, a consumer killed mid-batch; every message counted
+    /// at the Graph stand-in (see scripts/soak.sh).
+    Soak(Soak),
     /// The owners' dashboard: development sign-in tokens.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -192,6 +196,55 @@ struct Loadtest {
     #[arg(long)]
     setup_only: bool,
     /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct Soak {
+    /// Messages to post.
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Load-test tenants (created if missing).
+    #[arg(long, default_value_t = 8)]
+    tenants: usize,
+    /// Customers per tenant.
+    #[arg(long, default_value_t = 60)]
+    customers: usize,
+    /// Posts per second.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Every n-th message asks something only the AI can answer (0: none).
+    #[arg(long, default_value_t = 5)]
+    ai_every: usize,
+    /// Messages per webhook delivery (Meta batches several when busy; SQS takes 10 a call).
+    #[arg(long, default_value_t = 10)]
+    per_delivery: usize,
+    /// moto's address (the queue pair is created there; `serve` reaches it through a proxy).
+    #[arg(long, default_value = "http://127.0.0.1:5000")]
+    moto: String,
+    /// Shell command that restarts PostgreSQL (run twice during the load).
+    #[arg(long)]
+    pg_restart: Option<String>,
+    /// Where the `serve` processes' logs and the data keys go.
+    #[arg(long, default_value = "/tmp/alphadome-soak")]
+    run_dir: PathBuf,
+    /// The same run without faults.
+    #[arg(long)]
+    no_faults: bool,
+    /// The queue's visibility timeout, seconds (>= lease + batch timeout).
+    #[arg(long, default_value_t = 45)]
+    visibility_timeout: u32,
+    /// The claim lease of the `serve` processes, seconds.
+    #[arg(long, default_value_t = 15)]
+    lease_seconds: u32,
+    /// The batch deadline of the consumers (the function's timeout), seconds.
+    #[arg(long, default_value_t = 30)]
+    batch_timeout: u32,
+    /// The redrive policy's maxReceiveCount.
+    #[arg(long, default_value_t = 5)]
+    max_receive_count: u32,
+    /// Print the report as JSON too.
     #[arg(long)]
     json: bool,
 }

@@ -208,6 +208,12 @@ impl SqsConsumer {
                             backoff = Duration::from_millis(200);
                             if !records.is_empty() {
                                 me.settle(records).await;
+                            } else if me.options.wait_seconds <= 0 {
+                                // Short polling: pause between empty receives.
+                                tokio::select! {
+                                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                                    _ = stop.wait_for(|s| *s) => return,
+                                }
                             }
                         }
                         Err(e) => {
