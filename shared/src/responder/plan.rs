@@ -6,6 +6,7 @@ use chrono::{TimeZone, Utc};
 use secrecy::SecretString;
 
 use super::policy::{self, Decision, Facts, Source};
+use super::send::OpenError;
 use super::{job_span, AskAnswer, Outbox, Responder, Retry, TenantContext};
 use crate::crypto::SecretColumn;
 use crate::domain::TenantId;
@@ -151,7 +152,11 @@ impl Responder {
                             escalate = Some(policy::Handover::Unanswered);
                         }
                     },
-                    Err(problem) => {
+                    Err(OpenError::Transient(why)) => {
+                        plan.retry = Some(why);
+                        return plan;
+                    }
+                    Err(OpenError::Permanent(problem)) => {
                         plan.problem = Some(problem);
                         escalate = Some(policy::Handover::Unanswered);
                     }
@@ -219,16 +224,23 @@ impl Responder {
     /// key that will not open is that tenant's problem (flagged, the customer is handed over
     /// to a person): it never silently falls back to the platform's key, which would put
     /// one tenant's traffic on the shared bill.
-    async fn ai_key(&self, ctx: &TenantContext) -> Result<Option<SecretString>, TenantProblem> {
+    ///
+    /// A data key that cannot be fetched now (the key store is unreachable) is no problem of
+    /// the tenant's: the message is given back and retried, nobody is flagged or handed over.
+    async fn ai_key(&self, ctx: &TenantContext) -> Result<Option<SecretString>, OpenError> {
         match ctx.record.tenant.ai_api_key.as_deref() {
             Some(sealed) => match self
                 .open(ctx.record.tenant.id, SecretColumn::AiApiKey, sealed)
                 .await
             {
                 Ok(k) => Ok(Some(k)),
+                Err(e @ OpenError::Transient(_)) => {
+                    tracing::warn!(error = %e, "cannot fetch the data key of the tenant's AI key now; the message will be retried");
+                    Err(e)
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot open the tenant's AI key; handing over to a person");
-                    Err(TenantProblem::AiKeyUnreadable)
+                    Err(OpenError::Permanent(TenantProblem::AiKeyUnreadable))
                 }
             },
             None => Ok(self.platform_ai_key.clone()),
@@ -340,6 +352,9 @@ impl Responder {
             None => facts,
         };
         let plan = self.plan_for(&ctx, &msg, &begin, &facts).await;
+        if let Some(why) = plan.retry {
+            return Err(Retry(why));
+        }
         let reply = plan
             .replies
             .iter()
@@ -431,6 +446,9 @@ pub(super) struct Plan {
     /// A problem with the tenant's configuration this message ran into (flagged for the
     /// operator after the batch).
     pub(super) problem: Option<TenantProblem>,
+    /// Nothing can be decided now (the key store is unreachable): the claim is given back
+    /// and the message retried, nothing recorded.
+    pub(super) retry: Option<String>,
 }
 
 impl Plan {

@@ -18,7 +18,9 @@ use crate::store::{
 enum Planned {
     NotClaimed,
     Plan(Plan),
-    Panicked,
+    /// Planning panicked, or needs what cannot be reached now (the key store): the claim is
+    /// given back and the message retried.
+    GivenBack(Retry),
 }
 
 /// A step the database refused for a reason that lies in the messages themselves (a value
@@ -218,28 +220,34 @@ impl Responder {
                         .catch_unwind()
                         .await
                     {
-                        Ok(plan) => Planned::Plan(plan),
+                        Ok(mut plan) => match plan.retry.take() {
+                            Some(why) => Planned::GivenBack(Retry(why)),
+                            None => Planned::Plan(plan),
+                        },
                         Err(_) => {
                             let _in_job = msg.span.enter();
                             tracing::error!("the responder panicked while deciding this message");
-                            Planned::Panicked
+                            Planned::GivenBack(Retry("the responder panicked".into()))
                         }
                     }
                 }
                 .boxed()
             }))
             .await;
-        let panicked: Vec<&Incoming<'_>> = messages
+        let given_back: Vec<Option<Retry>> = planned
             .iter()
-            .zip(&planned)
-            .filter(|(_, p)| matches!(p, Planned::Panicked))
-            .map(|(m, _)| m)
+            .map(|p| match p {
+                Planned::GivenBack(why) => Some(why.clone()),
+                _ => None,
+            })
             .collect();
-        if !panicked.is_empty() {
-            let ids: Vec<&str> = panicked
-                .iter()
-                .map(|m| m.m.wa_message_id.as_str())
-                .collect();
+        let ids: Vec<&str> = messages
+            .iter()
+            .zip(&given_back)
+            .filter(|(_, back)| back.is_some())
+            .map(|(m, _)| m.m.wa_message_id.as_str())
+            .collect();
+        if !ids.is_empty() {
             if let Err(e) = self.store.release_claims(tenant, &ids).await {
                 tracing::warn!(error = %format!("{e:#}"), "could not release claims; they expire with their lease");
             }
@@ -250,10 +258,6 @@ impl Responder {
                 Planned::Plan(plan) => Some(plan),
                 _ => None,
             })
-            .collect();
-        let panicked: Vec<bool> = messages
-            .iter()
-            .map(|m| panicked.iter().any(|p| std::ptr::eq(*p, m)))
             .collect();
         let records: Vec<RecordReplies<'_>> = messages
             .iter()
@@ -280,11 +284,11 @@ impl Responder {
                 }
                 return Ok(plans
                     .iter()
-                    .zip(&panicked)
-                    .map(|(plan, &panicked)| match plan {
-                        Some(_) => Err(e.clone()),
-                        None if panicked => Err(Retry("the responder panicked".into())),
-                        None => Ok(Outcome::Duplicate),
+                    .zip(&given_back)
+                    .map(|(plan, back)| match (plan, back) {
+                        (Some(_), _) => Err(e.clone()),
+                        (None, Some(why)) => Err(why.clone()),
+                        (None, None) => Ok(Outcome::Duplicate),
                     })
                     .collect());
             }
@@ -292,17 +296,20 @@ impl Responder {
         let mut recorded = recorded.into_iter();
         let steps: Vec<Step> = plans
             .into_iter()
-            .zip(&panicked)
-            .map(|(plan, &panicked)| match plan {
-                None if panicked => Step::Done(Err(Retry("the responder panicked".into()))),
-                None => Step::Done(Ok(Outcome::Duplicate)),
-                Some(Plan {
-                    silent: Some(why), ..
-                }) => {
+            .zip(given_back)
+            .map(|(plan, back)| match (plan, back) {
+                (None, Some(why)) => Step::Done(Err(why)),
+                (None, None) => Step::Done(Ok(Outcome::Duplicate)),
+                (
+                    Some(Plan {
+                        silent: Some(why), ..
+                    }),
+                    _,
+                ) => {
                     recorded.next();
                     Step::Done(Ok(Outcome::Silent(why)))
                 }
-                Some(plan) => Step::Send(plan, recorded.next().unwrap_or_default()),
+                (Some(plan), _) => Step::Send(plan, recorded.next().unwrap_or_default()),
             })
             .collect();
 
