@@ -69,6 +69,7 @@ fn docs(entries: &[(String, String, bool)]) -> impl Iterator<Item = FaqDoc<'_>> 
         category: None,
         canned: *canned,
         priority: 0,
+        phrasings: &[],
     })
 }
 

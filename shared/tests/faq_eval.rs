@@ -70,12 +70,26 @@ fn load_tenants(file: &str) -> HashMap<String, Tenant> {
             .iter()
             .map(|e| e["key"].as_str().expect("key").to_string())
             .collect();
-        let docs = entries.iter().map(|e| FaqDoc {
+        let phrasings: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| {
+                e["phrasings"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|p| p.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        let docs = entries.iter().zip(&phrasings).map(|(e, phrasings)| FaqDoc {
             question: e["question"].as_str().expect("question"),
             answer: e["answer"].as_str().expect("answer"),
             category: e["category"].as_str(),
             canned: e["data_type"].as_str() == Some("canned"),
             priority: e["priority"].as_i64().unwrap_or(0) as i32,
+            phrasings,
         });
         out.insert(
             name,

@@ -34,6 +34,9 @@ pub struct FaqDoc<'a> {
     pub canned: bool,
     /// Breaks exact ties between entries; higher wins.
     pub priority: i32,
+    /// Other ways customers ask the same question ("bei ya guitar?"). Each is matched like
+    /// the question; the best-scoring one speaks for the entry.
+    pub phrasings: &'a [String],
 }
 
 /// A match: the entry's position in the docs given to [`FaqIndex::build`], and its score in `0..=1`.
@@ -69,6 +72,7 @@ type Fid = u32;
 
 #[derive(Debug, Clone, Copy)]
 struct Posting {
+    /// The variant (an entry's question or one of its phrasings).
     doc: u32,
     /// `1.0` for the question, [`ANSWER_FACTOR`] for the answer/category.
     field: f32,
@@ -76,10 +80,12 @@ struct Posting {
     q_strength: f32,
 }
 
+/// One way of asking an entry's question: the question itself or one of its phrasings.
 #[derive(Debug)]
 struct DocInfo {
+    /// The entry this variant belongs to.
+    entry: u32,
     canned: bool,
-    priority: i32,
     /// Sum of the weights of the question's content features.
     q_norm: f32,
     /// Social classes (greeting, thanks) the canned question is about.
@@ -90,7 +96,10 @@ struct DocInfo {
 /// A tenant's entries, preprocessed once (Send + Sync; built when a tenant's context is loaded).
 #[derive(Debug)]
 pub struct FaqIndex {
+    /// Every variant of every entry, entry by entry.
     docs: Vec<DocInfo>,
+    /// Each entry's priority, by entry.
+    priorities: Vec<i32>,
     terms: HashMap<String, Fid>,
     /// Weight of each feature present in the tenant, indexed by `Fid`.
     weights: Vec<f32>,
@@ -219,16 +228,20 @@ fn idf(n_docs: usize, df: usize) -> f32 {
 }
 
 impl FaqIndex {
-    /// Preprocesses a tenant's entries: analyses questions and answers, computes feature
-    /// weights from the tenant's own entries and builds the inverted index.
+    /// Preprocesses a tenant's entries: analyses questions, phrasings and answers, computes
+    /// feature weights from the tenant's own entries and builds the inverted index.
     pub fn build<'a>(docs: impl IntoIterator<Item = FaqDoc<'a>>) -> Self {
         let lex = lexicon();
         let concepts = lex.concept_count();
         let mut terms: HashMap<String, Fid> = HashMap::new();
         let mut surface: Vec<String> = Vec::new();
-        // Per doc: (feature, question strength, in question) with the answer merged in.
-        let mut per_doc: Vec<Vec<(Fid, f32, bool)>> = Vec::new();
-        let mut infos = Vec::new();
+        // Per variant: (feature, question strength, in question) with the answer merged in.
+        let mut per_variant: Vec<Vec<(Fid, f32, bool)>> = Vec::new();
+        // Per variant: (entry, canned, greeting, thanks).
+        let mut infos: Vec<(u32, bool, bool, bool)> = Vec::new();
+        let mut priorities = Vec::new();
+        // Per entry: the features of all its variants, for document frequencies.
+        let mut per_entry: Vec<Vec<Fid>> = Vec::new();
         let intern = |k: &Key, terms: &mut HashMap<String, Fid>| -> Fid {
             match k {
                 Key::Concept(c) => *c as Fid,
@@ -238,24 +251,11 @@ impl FaqIndex {
                 }
             }
         };
-        for d in docs {
-            let mut feats: Vec<(Fid, f32, bool)> = Vec::new();
-            let mut greeting = false;
-            let mut thanks = false;
-            let q = analyze(d.question, lex, None);
-            for &(s, e, social) in &q.slots {
-                match social {
-                    Some(Class::Greeting) => greeting = true,
-                    Some(Class::Thanks) => thanks = true,
-                    _ => {}
-                }
-                for f in &q.feats[s..e] {
-                    let id = intern(&f.key, &mut terms);
-                    add_feat(&mut feats, id, f.strength, true);
-                }
-            }
+        for (entry, d) in docs.into_iter().enumerate() {
+            let entry = entry as u32;
+            // A canned reply's words ("welcome", "karibu") say nothing about what it answers.
+            let mut answer_feats: Vec<(Fid, f32)> = Vec::new();
             if !d.canned {
-                // A canned reply's words ("welcome", "karibu") say nothing about what it answers.
                 let mut extra = String::from(d.answer);
                 if let Some(c) = d.category {
                     extra.push_str(" . ");
@@ -268,24 +268,58 @@ impl FaqIndex {
                             continue;
                         }
                     }
-                    let id = intern(&f.key, &mut terms);
-                    add_feat(&mut feats, id, f.strength, false);
+                    answer_feats.push((intern(&f.key, &mut terms), f.strength));
                 }
                 let mut norm = String::new();
                 normalize_into(d.answer, &mut norm);
                 surface.extend(norm.split(' ').filter(|w| w.len() >= 4).map(str::to_string));
             }
-            let mut norm = String::new();
-            normalize_into(d.question, &mut norm);
-            surface.extend(norm.split(' ').filter(|w| w.len() >= 4).map(str::to_string));
-            per_doc.push(feats);
-            infos.push((d.canned, d.priority, greeting, thanks));
+            let mut entry_feats: Vec<Fid> = Vec::new();
+            let variants = std::iter::once(d.question)
+                .chain(d.phrasings.iter().map(String::as_str))
+                .filter(|v| !v.trim().is_empty());
+            for (k, text) in variants.enumerate() {
+                let q = analyze(text, lex, None);
+                if k > 0 && q.slots.is_empty() {
+                    // A phrasing with no content ("??") explains nothing.
+                    continue;
+                }
+                let mut feats: Vec<(Fid, f32, bool)> = Vec::new();
+                let mut greeting = false;
+                let mut thanks = false;
+                for &(s, e, social) in &q.slots {
+                    match social {
+                        Some(Class::Greeting) => greeting = true,
+                        Some(Class::Thanks) => thanks = true,
+                        _ => {}
+                    }
+                    for f in &q.feats[s..e] {
+                        let id = intern(&f.key, &mut terms);
+                        add_feat(&mut feats, id, f.strength, true);
+                    }
+                }
+                for &(id, strength) in &answer_feats {
+                    add_feat(&mut feats, id, strength, false);
+                }
+                let mut norm = String::new();
+                normalize_into(text, &mut norm);
+                surface.extend(norm.split(' ').filter(|w| w.len() >= 4).map(str::to_string));
+                entry_feats.extend(feats.iter().map(|f| f.0));
+                per_variant.push(feats);
+                infos.push((entry, d.canned, greeting, thanks));
+            }
+            entry_feats.sort_unstable();
+            entry_feats.dedup();
+            per_entry.push(entry_feats);
+            priorities.push(d.priority);
         }
-        let n_docs = per_doc.len();
+        // Frequencies count entries, not variants: twelve phrasings of one entry saying
+        // "price" do not make "price" common among the tenant's entries.
+        let n_docs = per_entry.len();
         let n_feats = concepts + terms.len();
         let mut df = vec![0usize; n_feats];
-        for feats in &per_doc {
-            for &(id, _, _) in feats {
+        for feats in &per_entry {
+            for &id in feats {
                 df[id as usize] += 1;
             }
         }
@@ -300,8 +334,8 @@ impl FaqIndex {
             })
             .collect();
         let mut postings: Vec<Vec<Posting>> = vec![Vec::new(); n_feats];
-        let mut docs = Vec::with_capacity(n_docs);
-        for (i, feats) in per_doc.iter().enumerate() {
+        let mut docs = Vec::with_capacity(per_variant.len());
+        for (i, feats) in per_variant.iter().enumerate() {
             let mut q_norm = 0.0;
             for &(id, qs, in_q) in feats {
                 let social = (id as usize) < concepts && lex.classes[id as usize].is_social();
@@ -314,10 +348,10 @@ impl FaqIndex {
                     q_strength: if in_q { qs } else { 0.0 },
                 });
             }
-            let (canned, priority, greeting, thanks) = infos[i];
+            let (entry, canned, greeting, thanks) = infos[i];
             docs.push(DocInfo {
+                entry,
                 canned,
-                priority,
                 q_norm,
                 greeting,
                 thanks,
@@ -328,6 +362,7 @@ impl FaqIndex {
         }));
         FaqIndex {
             docs,
+            priorities,
             terms,
             weights,
             postings,
@@ -338,12 +373,12 @@ impl FaqIndex {
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.docs.len()
+        self.priorities.len()
     }
 
     /// Whether the tenant has no entries.
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
+        self.priorities.is_empty()
     }
 
     /// Corrects a word nobody knows to a known word one edit away. The tenant's own words
@@ -395,12 +430,12 @@ impl FaqIndex {
     /// Scores every entry in `0..=1` (0 = no evidence or disqualified).
     fn score_all(&self, query: &str) -> Vec<f32> {
         let lex = lexicon();
-        let a = analyze(query, lex, Some(self));
+        let mut scores = vec![0.0f32; self.priorities.len()];
         let n = self.docs.len();
-        let mut scores = vec![0.0f32; n];
         if n == 0 {
             return scores;
         }
+        let a = analyze(query, lex, Some(self));
 
         // Resolve features to tenant ids once.
         let resolved: Vec<(Option<Fid>, f32, f32)> = a
@@ -505,7 +540,7 @@ impl FaqIndex {
 
         let canned_ok = content_total <= CANNED_MAX_CONTENT;
         for (i, d) in self.docs.iter().enumerate() {
-            scores[i] = if d.canned {
+            let score = if d.canned {
                 if canned_ok && ((d.greeting && has_greeting) || (d.thanks && has_thanks)) {
                     1.0 - 0.2 * (content_total / CANNED_MAX_CONTENT)
                 } else {
@@ -522,6 +557,9 @@ impl FaqIndex {
                     qcov.powf(QUERY_COVERAGE_EXPONENT) * dcov.powf(1.0 - QUERY_COVERAGE_EXPONENT)
                 }
             };
+            // The best-scoring way of asking speaks for the entry.
+            let best = &mut scores[d.entry as usize];
+            *best = best.max(score);
         }
         scores
     }
@@ -537,11 +575,7 @@ impl FaqIndex {
             b.score
                 .partial_cmp(&a.score)
                 .unwrap_or(std::cmp::Ordering::Equal)
-                .then(
-                    self.docs[b.index]
-                        .priority
-                        .cmp(&self.docs[a.index].priority),
-                )
+                .then(self.priorities[b.index].cmp(&self.priorities[a.index]))
                 .then(a.index.cmp(&b.index))
         });
         order
@@ -556,7 +590,7 @@ impl FaqIndex {
         for (i, &s) in scores.iter().enumerate() {
             match best {
                 Some((bi, bs))
-                    if s < bs || (s == bs && self.docs[i].priority <= self.docs[bi].priority) =>
+                    if s < bs || (s == bs && self.priorities[i] <= self.priorities[bi]) =>
                 {
                     second = second.max(s);
                 }
@@ -636,6 +670,7 @@ mod tests {
             category: None,
             canned: false,
             priority: 0,
+            phrasings: &[],
         };
         vec![
             FaqDoc {
@@ -644,6 +679,7 @@ mod tests {
                 category: None,
                 canned: true,
                 priority: 0,
+                phrasings: &[],
             },
             FaqDoc {
                 question: "Thank you",
@@ -651,6 +687,7 @@ mod tests {
                 category: None,
                 canned: true,
                 priority: 0,
+                phrasings: &[],
             },
             faq(
                 "What are your opening hours?",
@@ -745,6 +782,50 @@ mod tests {
         assert!(index.is_empty());
         assert_eq!(index.best_match("hello"), None);
         assert!(index.rank("hello", 5).is_empty());
+    }
+
+    fn with_phrasings(phrasings: &[String]) -> FaqIndex {
+        let mut docs = shop();
+        docs[6].phrasings = phrasings;
+        FaqIndex::build(docs)
+    }
+
+    #[test]
+    fn a_phrasing_makes_its_entry_answer_a_message_the_question_alone_does_not() {
+        let q = "gitaa inaenda aje";
+        assert_eq!(best(q), None);
+        let p = vec!["gitaa inaenda aje?".to_string()];
+        assert_eq!(with_phrasings(&p).best_match(q).map(|m| m.index), Some(6));
+    }
+
+    #[test]
+    fn the_best_scoring_phrasing_speaks_for_its_entry_and_the_others_do_no_harm() {
+        let p = vec![
+            "bei ya gitaa".to_string(),
+            "guitar price?".to_string(),
+            "??".to_string(),
+            String::new(),
+        ];
+        let index = with_phrasings(&p);
+        assert_eq!(index.len(), shop().len());
+        assert_eq!(index.best_match("bei ya gitaa").map(|m| m.index), Some(6));
+        assert_eq!(
+            index
+                .best_match("What are your opening hours?")
+                .map(|m| m.index),
+            Some(2)
+        );
+        assert_eq!(index.best_match("Do you sell violins?"), None);
+    }
+
+    #[test]
+    fn phrasings_do_not_make_their_words_common_among_entries() {
+        // Ten phrasings of one entry all saying "guitar" leave "guitar" as rare as before.
+        let many: Vec<String> = (0..10).map(|i| format!("guitar number {i}")).collect();
+        let plain = FaqIndex::build(shop());
+        let index = with_phrasings(&many);
+        let id = index.terms["guitar"] as usize;
+        assert!((index.weights[id] - plain.weights[plain.terms["guitar"] as usize]).abs() < 1e-6);
     }
 
     #[test]
