@@ -12,12 +12,14 @@
 //! absolute score and a margin over the runner-up.
 
 mod fuzzy;
+mod glossary;
 mod lexicon;
 pub mod normalize;
 
 use std::collections::HashMap;
 
 use fuzzy::DeleteIndex;
+use glossary::{english, is_common};
 use lexicon::{lexicon, Class, Hit, Lexicon};
 use normalize::{is_stopword, normalize_into, shorthand, stem, SW_PREFIXES};
 
@@ -49,12 +51,19 @@ pub struct FaqMatch {
 }
 
 /// Evidence found in the answer (or category) counts this much of evidence in the question.
-const ANSWER_FACTOR: f32 = 0.45;
+const ANSWER_FACTOR: f32 = 0.7;
+/// A word only one entry's answer uses says as much as the question would.
+const UNIQUE_ANSWER_FACTOR: f32 = 1.0;
 /// Weight of a plain word relative to a concept's class weight.
 const TERM_BASE: f32 = 1.0;
 /// Weight of a word neither the lexicon nor the tenant knows: often noise (names, places,
 /// slang), sometimes the thing the entry lacks ("violins"), so it counts, but less.
 const UNKNOWN_BASE: f32 = 0.6;
+/// Strength of an everyday word the lexicon does not know ("bring", "someone", "exactly"):
+/// it neither explains much of a message nor leaves much of it unexplained.
+const COMMON_STRENGTH: f32 = 0.35;
+/// Strength of the English meaning of a Swahili or Sheng word (`chumba` → room).
+const GLOSS_STRENGTH: f32 = 0.9;
 /// Minimum score `best_match` accepts.
 const THRESHOLD: f32 = 0.6;
 /// An entry that leaves half of the message unexplained is not its answer, however well it
@@ -64,6 +73,15 @@ const MIN_QUERY_COVERAGE: f32 = 0.5;
 const QUERY_COVERAGE_EXPONENT: f32 = 0.6;
 /// Minimum lead of the best entry over the runner-up.
 const MARGIN: f32 = 0.1;
+/// A clear winner may score less: when it leads the runner-up by [`CLEAR_MARGIN`] and
+/// explains [`CLEAR_QUERY_COVERAGE`] of the message, [`CLEAR_THRESHOLD`] is enough. Most
+/// paraphrases that miss the main threshold are alone in the running and fully explained.
+const CLEAR_THRESHOLD: f32 = 0.5;
+const CLEAR_MARGIN: f32 = 0.2;
+const CLEAR_QUERY_COVERAGE: f32 = 0.7;
+/// The entry's own question counts as this covered even when the message only uses words of
+/// its answer ("lace per yard?" to "Do you sell fabric?", whose answer lists lace by the yard).
+const MIN_ENTRY_COVERAGE: f32 = 0.35;
 /// A message with more content weight than this is a question, not just a greeting or thanks.
 const CANNED_MAX_CONTENT: f32 = 1.6;
 
@@ -183,18 +201,66 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
         if is_stopword(t) || t.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
+        let meaning = english(t);
+        if meaning.is_some_and(|m| m.iter().all(|e| is_stopword(e))) {
+            // "nahitaji" (need), "msaada" (help): as empty in Swahili as in English.
+            continue;
+        }
         if let Some((hits, root)) = lex.word_hits(t) {
             push_slot(&mut a, lex, hits, Some(stem(&root).into_owned()));
+            // "usiku" is a time of day to the lexicon and "night" to a guest house.
+            if let Some(meaning) = meaning {
+                let social = a.slots.last().is_some_and(|s| s.2.is_some());
+                if !social {
+                    push_meaning(&mut a, lex, meaning);
+                    if let Some(last) = a.slots.last_mut() {
+                        last.1 = a.feats.len();
+                    }
+                }
+            }
         } else if t.chars().count() >= 2 {
             let start = a.feats.len();
+            let term = stem(t).into_owned();
+            let tenant_word = fix.is_some_and(|index| index.terms.contains_key(&term));
             a.feats.push(Feat {
-                key: Key::Term(stem(t).into_owned()),
-                strength: 1.0,
+                key: Key::Term(term),
+                strength: if is_common(t) { COMMON_STRENGTH } else { 1.0 },
             });
-            a.slots.push((start, start + 1, None));
+            // A Swahili or Sheng word also stands for its English meaning, unless the tenant
+            // writes the word itself.
+            if let Some(meaning) = meaning.filter(|_| !tenant_word) {
+                push_meaning(&mut a, lex, meaning);
+            }
+            a.slots.push((start, a.feats.len(), None));
         }
     }
     a
+}
+
+/// Adds the features of a word's English meaning to the slot being built.
+fn push_meaning(a: &mut Analysis, lex: &Lexicon, meaning: &[&str]) {
+    for e in meaning {
+        if let Some((hits, root)) = lex.word_hits(e) {
+            for h in hits {
+                if lex.classes[h.concept as usize].is_social() {
+                    continue;
+                }
+                a.feats.push(Feat {
+                    key: Key::Concept(h.concept),
+                    strength: h.strength * GLOSS_STRENGTH,
+                });
+            }
+            a.feats.push(Feat {
+                key: Key::Term(stem(&root).into_owned()),
+                strength: GLOSS_STRENGTH,
+            });
+        } else {
+            a.feats.push(Feat {
+                key: Key::Term(stem(e).into_owned()),
+                strength: GLOSS_STRENGTH,
+            });
+        }
+    }
 }
 
 fn push_slot(a: &mut Analysis, lex: &Lexicon, hits: &[Hit], term: Option<String>) {
@@ -344,7 +410,13 @@ impl FaqIndex {
                 }
                 postings[id as usize].push(Posting {
                     doc: i as u32,
-                    field: if in_q { 1.0 } else { ANSWER_FACTOR },
+                    field: if in_q {
+                        1.0
+                    } else if (id as usize) >= concepts && df[id as usize] == 1 {
+                        UNIQUE_ANSWER_FACTOR
+                    } else {
+                        ANSWER_FACTOR
+                    },
                     q_strength: if in_q { qs } else { 0.0 },
                 });
             }
@@ -384,14 +456,32 @@ impl FaqIndex {
     /// Corrects a word nobody knows to a known word one edit away. The tenant's own words
     /// come first: in a hardware shop "sheats" is "sheets", not "seats".
     fn correct<'s>(&'s self, lex: &'s Lexicon, t: &'s str) -> Option<&'s str> {
-        if t.len() < 5
+        if t.len() < 3
             || !t.bytes().all(|b| b.is_ascii_alphabetic())
             || is_stopword(t)
             || lex.knows(t)
         {
             return None;
         }
-        if self.terms.contains_key(stem(t).as_ref()) {
+        if self.terms.contains_key(stem(t).as_ref()) || english(t).is_some() {
+            return None;
+        }
+        if fuzzy::is_vowelless(t) {
+            // "stdnts", "snd": the tenant's word first, then the lexicon's.
+            let same = |a: &&str, b: &&str| stem(a) == stem(b) || lex.same_meaning(a, b);
+            for found in [self.fuzzy.by_skeleton(t), lex.fuzzy.by_skeleton(t)] {
+                if let Some((first, rest)) = found.split_first() {
+                    if rest.iter().all(|o| same(first, o)) {
+                        return Some(first);
+                    }
+                    let mut known = found.iter().filter(|c| self.knows_word(lex, c));
+                    let pick = known.next()?;
+                    return known.all(|o| same(pick, o)).then_some(*pick);
+                }
+            }
+            return None;
+        }
+        if t.len() < 5 {
             return None;
         }
         // Sheng puts Swahili verb prefixes on the tenant's own words: "mnashampoo", "mnasupply".
@@ -429,11 +519,17 @@ impl FaqIndex {
 
     /// Scores every entry in `0..=1` (0 = no evidence or disqualified).
     fn score_all(&self, query: &str) -> Vec<f32> {
+        self.score_all_with_coverage(query).0
+    }
+
+    /// Scores every entry, with how much of the message the best variant explains.
+    fn score_all_with_coverage(&self, query: &str) -> (Vec<f32>, Vec<f32>) {
         let lex = lexicon();
         let mut scores = vec![0.0f32; self.priorities.len()];
+        let mut coverage = vec![0.0f32; self.priorities.len()];
         let n = self.docs.len();
         if n == 0 {
-            return scores;
+            return (scores, coverage);
         }
         let a = analyze(query, lex, Some(self));
 
@@ -550,7 +646,7 @@ impl FaqIndex {
                 0.0
             } else {
                 let qcov = (qm[i] / content_total).min(1.0);
-                let dcov = (dm[i] / d.q_norm).min(1.0);
+                let dcov = (dm[i] / d.q_norm).min(1.0).max(MIN_ENTRY_COVERAGE);
                 if qcov < MIN_QUERY_COVERAGE {
                     0.0
                 } else {
@@ -558,10 +654,17 @@ impl FaqIndex {
                 }
             };
             // The best-scoring way of asking speaks for the entry.
-            let best = &mut scores[d.entry as usize];
-            *best = best.max(score);
+            let e = d.entry as usize;
+            if score > scores[e] {
+                scores[e] = score;
+                coverage[e] = if d.canned {
+                    1.0
+                } else {
+                    (qm[i] / content_total.max(f32::EPSILON)).min(1.0)
+                };
+            }
         }
-        scores
+        (scores, coverage)
     }
 
     fn ranked(&self, scores: &[f32]) -> Vec<FaqMatch> {
@@ -584,7 +687,7 @@ impl FaqIndex {
     /// The entry that answers `query`, only when confident enough: its score clears an
     /// absolute threshold and leads the runner-up by a margin. `None` means "let the AI answer".
     pub fn best_match(&self, query: &str) -> Option<FaqMatch> {
-        let scores = self.score_all(query);
+        let (scores, coverage) = self.score_all_with_coverage(query);
         let mut best: Option<(usize, f32)> = None;
         let mut second = 0.0f32;
         for (i, &s) in scores.iter().enumerate() {
@@ -602,7 +705,11 @@ impl FaqIndex {
             }
         }
         let (index, score) = best?;
-        (score >= THRESHOLD && score - second >= MARGIN).then_some(FaqMatch { index, score })
+        ((score >= THRESHOLD && score - second >= MARGIN)
+            || (score >= CLEAR_THRESHOLD
+                && score - second >= CLEAR_MARGIN
+                && coverage[index] >= CLEAR_QUERY_COVERAGE))
+            .then_some(FaqMatch { index, score })
     }
 
     /// The `k` most relevant entries, best first, without the confidence threshold
@@ -782,6 +889,63 @@ mod tests {
         assert!(index.is_empty());
         assert_eq!(index.best_match("hello"), None);
         assert!(index.rank("hello", 5).is_empty());
+    }
+
+    fn lodge() -> Vec<FaqDoc<'static>> {
+        let faq = |question, answer| FaqDoc {
+            question,
+            answer,
+            category: None,
+            canned: false,
+            priority: 0,
+            phrasings: &[],
+        };
+        vec![
+            faq(
+                "How much is a room per night?",
+                "Standard room KES 3,500 per night, bed and breakfast.",
+            ),
+            faq("Is there a pool for guests?", "Yes, open 8am to 6pm."),
+            faq(
+                "Can I send my students for a tour?",
+                "Yes, school tours on weekdays.",
+            ),
+            faq(
+                "Do you sell fabric?",
+                "Yes: ankara and lace by the yard, from KES 450.",
+            ),
+        ]
+    }
+
+    fn lodge_best(q: &str) -> Option<usize> {
+        FaqIndex::build(lodge()).best_match(q).map(|m| m.index)
+    }
+
+    #[test]
+    fn a_swahili_word_meets_the_tenants_english_word() {
+        // "chumba" is a room, "usiku" a night, "bwawa" a pool.
+        assert_eq!(lodge_best("Chumba kwa usiku ni bei gani?"), Some(0));
+        assert_eq!(lodge_best("Kuna bwawa hapo?"), Some(1));
+    }
+
+    #[test]
+    fn vowelless_shorthand_is_read_as_the_tenants_word() {
+        assert_eq!(lodge_best("cn i snd stdnts 4 a tour"), Some(2));
+    }
+
+    #[test]
+    fn everyday_words_around_a_question_do_not_hide_it() {
+        assert_eq!(
+            lodge_best("how much exactly is a room per night, someone told me"),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn a_message_using_only_an_answers_words_can_match_when_nothing_else_competes() {
+        assert_eq!(lodge_best("ankara and lace?"), Some(3));
+        // But an unrelated question still gets no answer.
+        assert_eq!(lodge_best("Do you sell laptops?"), None);
     }
 
     fn with_phrasings(phrasings: &[String]) -> FaqIndex {
