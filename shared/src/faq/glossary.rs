@@ -55,7 +55,7 @@ hitaji: need require requirements; mahitaji: requirements needs; lazima: must re
 msaada: help; saidia: help assist; shida: problem issue; ngori: problem trouble; tatizo: problem
 ofisi: office; duka: shop store; dukani: shop store; soko: market; mji: town
 mna: have; tuna: have; una: have; mnayo: have; mnazo: have; nazo: have; nayo: have
-kam: come; kuja: come; fika: arrive reach get; chukua: take collect pick; beba: carry pick
+tumia: use; tumiwa: use; kam: come; kuja: come; fika: arrive reach get; chukua: take collect pick; beba: carry pick
 ita: call; piga: call; tuma: send; leta: bring deliver; peleka: take deliver
 dawa: medicine drug chemical spray; nyunyizia: spray; mti: tree; miti: trees; majani: leaves grass
 udongo: soil; mchanga: sand soil; maji: water; mvua: rain rains

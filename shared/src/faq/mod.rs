@@ -179,6 +179,11 @@ fn tokenize<'a>(norm: &'a str, out: &mut Vec<&'a str>) {
 fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
     let mut norm = String::new();
     normalize_into(text, &mut norm);
+    if let Some(index) = fix {
+        if let Some(joined) = index.join_compounds(&norm) {
+            norm = joined;
+        }
+    }
     let mut toks: Vec<&str> = Vec::with_capacity(16);
     tokenize(&norm, &mut toks);
     if let Some(index) = fix {
@@ -194,6 +199,21 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
         let t = toks[i];
         if let Some((hits, n)) = lex.phrase_at(&toks, i) {
             push_slot(&mut a, lex, hits, None);
+            // The phrase's own words too: "swimming pool" is also a pool.
+            if a.slots.last().is_some_and(|s| s.2.is_none()) {
+                for w in toks[i..i + n]
+                    .iter()
+                    .filter(|w| w.len() >= 3 && !is_stopword(w))
+                {
+                    a.feats.push(Feat {
+                        key: Key::Term(stem(w).into_owned()),
+                        strength: 1.0,
+                    });
+                }
+                if let Some(last) = a.slots.last_mut() {
+                    last.1 = a.feats.len();
+                }
+            }
             i += n;
             continue;
         }
@@ -504,6 +524,39 @@ impl FaqIndex {
         let mut known = found.iter().filter(|c| self.knows_word(lex, c));
         let pick = known.next()?;
         known.all(|o| lex.same_meaning(pick, o)).then_some(*pick)
+    }
+
+    /// Two words the tenant writes as one ("check in" for "check-in", "ready made"), joined;
+    /// `None` when there are none.
+    fn join_compounds(&self, norm: &str) -> Option<String> {
+        let words: Vec<&str> = norm.split(' ').collect();
+        let mut out: Option<String> = None;
+        let mut k = 0;
+        while k < words.len() {
+            let w = words[k];
+            let mut next = w.to_owned();
+            let mut step = 1;
+            if let Some(b) = words.get(k + 1) {
+                let cat = format!("{w}{b}");
+                if w.len() >= 2
+                    && b.len() >= 2
+                    && cat.len() >= 6
+                    && self.terms.contains_key(stem(&cat).as_ref())
+                {
+                    next = cat;
+                    step = 2;
+                }
+            }
+            if step == 2 || out.is_some() {
+                let o = out.get_or_insert_with(|| words[..k].join(" "));
+                if !o.is_empty() {
+                    o.push(' ');
+                }
+                o.push_str(&next);
+            }
+            k += step;
+        }
+        out
     }
 
     /// Whether the tenant's entries use a lexicon word's concepts or the word itself.
@@ -919,6 +972,26 @@ mod tests {
 
     fn lodge_best(q: &str) -> Option<usize> {
         FaqIndex::build(lodge()).best_match(q).map(|m| m.index)
+    }
+
+    #[test]
+    fn two_words_the_tenant_writes_as_one_are_joined() {
+        let mut docs = lodge();
+        docs.push(FaqDoc {
+            question: "What time is check-in?",
+            answer: "From 2 pm.",
+            category: None,
+            canned: false,
+            priority: 0,
+            phrasings: &[],
+        });
+        let index = FaqIndex::build(docs);
+        assert_eq!(
+            index
+                .best_match("wat time can we check in")
+                .map(|m| m.index),
+            Some(4)
+        );
     }
 
     #[test]
