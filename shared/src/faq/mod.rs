@@ -699,7 +699,7 @@ impl FaqIndex {
                 0.0
             } else {
                 let qcov = (qm[i] / content_total).min(1.0);
-                let dcov = (dm[i] / d.q_norm).min(1.0).max(MIN_ENTRY_COVERAGE);
+                let dcov = (dm[i] / d.q_norm).clamp(MIN_ENTRY_COVERAGE, 1.0);
                 if qcov < MIN_QUERY_COVERAGE {
                     0.0
                 } else {
