@@ -154,13 +154,21 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Faq(FaqCommand::Import(args)) => {
             // Parse the whole file before touching the database: a bad row imports nothing.
-            let entries = alphadome::knowledge_file::read_knowledge_file(&args.file)?;
+            let file = alphadome::knowledge_file::read_knowledge(&args.file)?;
             let ctx = Ctx::open().await?;
             let tenant = ctx.store.find_tenant(&args.tenant).await?;
-            let outcome = ctx.store.import_entries(tenant, &entries).await?;
+            let outcome = ctx
+                .store
+                .import_entries_with_phrasings(tenant, &file.entries, &file.phrasings)
+                .await?;
             print(args.json, &outcome, |o| {
+                let phrasings = if o.phrasings_added > 0 {
+                    format!(", {} phrasings added", o.phrasings_added)
+                } else {
+                    String::new()
+                };
                 format!(
-                    "imported {} entries for tenant {tenant} ({} new, {} updated)",
+                    "imported {} entries for tenant {tenant} ({} new, {} updated{phrasings})",
                     o.inserted + o.updated,
                     o.inserted,
                     o.updated
@@ -221,6 +229,47 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Loadtest(a) => loadtest(a).await,
         Command::Soak(a) => soak(a).await,
         Command::Usage(a) => usage(a).await,
+        Command::Faq(FaqCommand::Expand(args)) => {
+            let ctx = Ctx::open().await?;
+            let tenant = ctx.store.find_tenant(&args.tenant).await?;
+            let keys = ctx.keys().await;
+            let secrets = alphadome::config::PlatformSecrets {
+                openai_api_key: ctx.settings.overrides.openai_api_key.clone(),
+                ..Default::default()
+            };
+            let app = alphadome::app::App::from_parts(
+                ctx.settings.clone(),
+                secrets,
+                ctx.store.clone(),
+                keys,
+            );
+            let report = alphadome::phrasings::expand_phrasings(&app, tenant, args.dry_run)
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            print(args.json, &report, |r| {
+                let mut s = String::new();
+                for e in &r.entries {
+                    match &e.skipped {
+                        Some(why) => s.push_str(&format!("skipped  {}: {why}\n", e.question)),
+                        None => {
+                            s.push_str(&format!("+{:<3}     {}\n", e.added.len(), e.question));
+                            for p in &e.added {
+                                s.push_str(&format!("           {p}\n"));
+                            }
+                        }
+                    }
+                }
+                let verb = if r.dry_run { "would add" } else { "added" };
+                s.push_str(&format!(
+                    "{verb} {} phrasings to {} entries with {} ({} skipped)",
+                    r.added,
+                    r.entries.len() - r.skipped,
+                    r.model,
+                    r.skipped
+                ));
+                s
+            })
+        }
         Command::Faq(FaqCommand::List(args)) => {
             let ctx = Ctx::open().await?;
             let tenant = ctx.store.find_tenant(&args.tenant).await?;
@@ -228,8 +277,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             print(args.json, &entries, |entries| {
                 let mut s = format!("{} entries\n", entries.len());
                 for e in entries {
+                    let phrasings = match (e.phrasings, e.generated_phrasings) {
+                        (0, _) => String::new(),
+                        (n, 0) => format!("  (+{n} phrasings)"),
+                        (n, g) => format!("  (+{n} phrasings, {g} generated)"),
+                    };
                     s.push_str(&format!(
-                        "[{}] {:>4}  {}{}\n      -> {}\n",
+                        "[{}] {:>4}  {}{}{phrasings}\n      -> {}\n",
                         e.data_type,
                         e.priority,
                         e.question,

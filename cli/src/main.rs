@@ -439,10 +439,25 @@ struct TemplateSet {
 
 #[derive(Subcommand)]
 enum FaqCommand {
-    /// Import entries from .csv (header question,answer,category,priority,data_type), .json or .jsonl.
+    /// Import entries from .csv (header question,answer,category,priority,data_type and an
+    /// optional phrasings column, `|`-separated), .json or .jsonl (phrasings: an array).
     Import(FaqImport),
-    /// List a tenant's entries.
+    /// List a tenant's entries, with how many phrasings each has.
     List(FaqList),
+    /// Ask the AI model, once per FAQ or canned entry, for other ways customers ask it
+    /// (English, Swahili, Sheng, shorthand); stores the new ones as generated phrasings.
+    Expand(FaqExpand),
+}
+
+#[derive(Args)]
+struct FaqExpand {
+    #[arg(long)]
+    tenant: String,
+    /// Show what would be added without storing anything.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]

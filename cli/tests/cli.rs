@@ -402,6 +402,7 @@ fn every_command_has_help() {
         vec!["template", "set", "--help"],
         vec!["faq", "import", "--help"],
         vec!["faq", "list", "--help"],
+        vec!["faq", "expand", "--help"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_alphadome"))
             .args(&args)

@@ -1,5 +1,6 @@
 //! Benchmarks FAQ matching on a 100-entry tenant: `best_match` per query over a mix of
-//! labelled queries, and `FaqIndex::build`.
+//! labelled queries, without and with 12 phrasings per entry (what `faq expand` may add), and
+//! `FaqIndex::build`.
 
 use std::hint::black_box;
 
@@ -69,6 +70,7 @@ fn docs(entries: &[(String, String, bool)]) -> impl Iterator<Item = FaqDoc<'_>> 
         category: None,
         canned: *canned,
         priority: 0,
+        phrasings: &[],
     })
 }
 
@@ -98,6 +100,28 @@ fn bench(c: &mut Criterion) {
             let q = &qs[i % qs.len()];
             i += 1;
             black_box(index.best_match(black_box(q)))
+        })
+    });
+    // Twelve phrasings per entry, built from the labelled queries (realistic words and lengths).
+    let pool: Vec<String> = qs.iter().cycle().take(1200).cloned().collect();
+    let phrased = FaqIndex::build(
+        entries
+            .iter()
+            .enumerate()
+            .map(|(k, (q, a, canned))| FaqDoc {
+                question: q,
+                answer: a,
+                category: None,
+                canned: *canned,
+                priority: 0,
+                phrasings: &pool[k * 12..k * 12 + 12],
+            }),
+    );
+    c.bench_function("faq_best_match_100_entries_12_phrasings_per_query", |b| {
+        b.iter(|| {
+            let q = &qs[i % qs.len()];
+            i += 1;
+            black_box(phrased.best_match(black_box(q)))
         })
     });
     c.bench_function("faq_index_build_100_entries", |b| {

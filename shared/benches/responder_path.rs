@@ -28,6 +28,7 @@ fn context() -> TenantContext {
                 answer: e["answer"].as_str().unwrap().to_owned(),
                 category: e["category"].as_str().map(str::to_owned),
                 priority: e["priority"].as_i64().unwrap_or(0) as i32,
+                phrasings: Vec::new(),
             });
         }
     }
@@ -41,6 +42,7 @@ fn context() -> TenantContext {
             answer: format!("Yes, model {i} strings are in stock."),
             category: None,
             priority: 0,
+            phrasings: Vec::new(),
         });
     }
     training.truncate(100);

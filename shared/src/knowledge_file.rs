@@ -1,6 +1,8 @@
 //! Reading a tenant's knowledge from a file: CSV with the header
-//! `question,answer,category,priority,data_type`, or JSON (an array) / JSONL (one object a
-//! line) with the same fields. A bad row is reported with its line and nothing is imported.
+//! `question,answer,category,priority,data_type` and an optional `phrasings` column (other ways
+//! customers ask the question, separated by `|`), or JSON (an array) / JSONL (one object a
+//! line) with the same fields (`phrasings` an array of strings). A bad row is reported with its
+//! line and nothing is imported.
 
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -29,13 +31,74 @@ struct RawEntry {
     priority: Option<serde_json::Value>,
     #[serde(default)]
     data_type: Option<String>,
+    #[serde(default)]
+    phrasings: Option<serde_json::Value>,
+}
+
+/// A parsed knowledge file: the entries, and each entry's phrasings (`phrasings[i]` belongs to
+/// `entries[i]`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KnowledgeFile {
+    pub entries: Vec<NewEntry>,
+    pub phrasings: Vec<Vec<String>>,
 }
 
 const MAX_QUESTION: usize = 1_000;
 const MAX_ANSWER: usize = 4_096;
+/// The database's limit on one phrasing (0017).
+pub const MAX_PHRASING: usize = 500;
+/// More phrasings than this for one entry is a file built wrong, not a knowledge base.
+const MAX_PHRASINGS_PER_ENTRY: usize = 100;
+/// Separates phrasings in a CSV cell.
+const CSV_PHRASING_SEPARATOR: char = '|';
 
-fn entry_from_raw(raw: RawEntry, line: u64) -> Result<NewEntry, KnowledgeFileError> {
+/// Trims, drops empty ones and repeats (case-insensitively, the question included) and checks
+/// lengths; `None` is a reason to refuse the row.
+fn clean_phrasings(
+    question: &str,
+    raw: Vec<String>,
+    row: &dyn Fn(String) -> KnowledgeFileError,
+) -> Result<Vec<String>, KnowledgeFileError> {
+    let mut seen: HashSet<String> = HashSet::from([question.to_lowercase()]);
+    let mut out = Vec::new();
+    for p in raw {
+        let p = p.trim();
+        if p.is_empty() {
+            continue;
+        }
+        if p.chars().count() > MAX_PHRASING {
+            return Err(row(format!(
+                "a phrasing is longer than {MAX_PHRASING} characters"
+            )));
+        }
+        if seen.insert(p.to_lowercase()) {
+            out.push(p.to_owned());
+        }
+    }
+    if out.len() > MAX_PHRASINGS_PER_ENTRY {
+        return Err(row(format!(
+            "more than {MAX_PHRASINGS_PER_ENTRY} phrasings for one question"
+        )));
+    }
+    Ok(out)
+}
+
+fn entry_from_raw(raw: RawEntry, line: u64) -> Result<(NewEntry, Vec<String>), KnowledgeFileError> {
     let row = |reason: String| KnowledgeFileError::Row { line, reason };
+    let phrasings: Vec<String> = match raw.phrasings {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::String(s)) => {
+            s.split(CSV_PHRASING_SEPARATOR).map(str::to_owned).collect()
+        }
+        Some(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => Ok(s),
+                _ => Err(row("phrasings must be strings".into())),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(row("phrasings must be a list of strings".into())),
+    };
     let question = raw.question.unwrap_or_default().trim().to_owned();
     let answer = raw.answer.unwrap_or_default().trim().to_owned();
     if question.is_empty() {
@@ -73,17 +136,38 @@ fn entry_from_raw(raw: RawEntry, line: u64) -> Result<NewEntry, KnowledgeFileErr
         .category
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
-    Ok(NewEntry {
-        question,
-        answer,
-        category,
-        priority,
-        data_type,
-    })
+    let phrasings = clean_phrasings(&question, phrasings, &row)?;
+    Ok((
+        NewEntry {
+            question,
+            answer,
+            category,
+            priority,
+            data_type,
+        },
+        phrasings,
+    ))
 }
 
-/// Parses CSV text.
+impl KnowledgeFile {
+    fn push(&mut self, (entry, phrasings): (NewEntry, Vec<String>)) {
+        self.entries.push(entry);
+        self.phrasings.push(phrasings);
+    }
+
+    /// How many phrasings the file holds.
+    pub fn phrasing_count(&self) -> usize {
+        self.phrasings.iter().map(Vec::len).sum()
+    }
+}
+
+/// Parses CSV text (entries only; [`parse_csv_file`] keeps the phrasings).
 pub fn parse_csv(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
+    parse_csv_file(text).map(|f| f.entries)
+}
+
+/// Parses CSV text with its phrasings.
+pub fn parse_csv_file(text: &str) -> Result<KnowledgeFile, KnowledgeFileError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
@@ -94,13 +178,20 @@ pub fn parse_csv(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
             reason: format!("unreadable header: {e}"),
         })?
         .clone();
-    let known = ["question", "answer", "category", "priority", "data_type"];
+    let known = [
+        "question",
+        "answer",
+        "category",
+        "priority",
+        "data_type",
+        "phrasings",
+    ];
     for h in headers.iter() {
         if !known.contains(&h) {
             return Err(KnowledgeFileError::Row {
                 line: 1,
                 reason: format!(
-                    "unknown column `{h}` (expected question,answer,category,priority,data_type)"
+                    "unknown column `{h}` (expected question,answer,category,priority,data_type[,phrasings])"
                 ),
             });
         }
@@ -114,14 +205,15 @@ pub fn parse_csv(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
         }
     }
     let col = |name: &str| headers.iter().position(|h| h == name);
-    let (qi, ai, ci, pi, di) = (
+    let (qi, ai, ci, pi, di, phi) = (
         col("question"),
         col("answer"),
         col("category"),
         col("priority"),
         col("data_type"),
+        col("phrasings"),
     );
-    let mut out = Vec::new();
+    let mut out = KnowledgeFile::default();
     for record in reader.records() {
         let record = record.map_err(|e| KnowledgeFileError::Row {
             line: e.position().map(|p| p.line()).unwrap_or(0),
@@ -142,15 +234,21 @@ pub fn parse_csv(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
             category: get(ci),
             priority: get(pi).map(serde_json::Value::String),
             data_type: get(di),
+            phrasings: get(phi).map(serde_json::Value::String),
         };
         out.push(entry_from_raw(raw, line)?);
     }
-    check_duplicates(&out, |i| i as u64 + 2)?;
+    check_duplicates(&out.entries, |i| i as u64 + 2)?;
     Ok(out)
 }
 
-/// Parses a JSON array, or JSONL (one object per line).
+/// Parses a JSON array, or JSONL (one object per line); entries only.
 pub fn parse_json(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
+    parse_json_file(text).map(|f| f.entries)
+}
+
+/// Parses a JSON array, or JSONL (one object per line), with the phrasings.
+pub fn parse_json_file(text: &str) -> Result<KnowledgeFile, KnowledgeFileError> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         let values: Vec<serde_json::Value> =
@@ -159,7 +257,7 @@ pub fn parse_json(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
                 reason: format!("invalid JSON: {}", e.classify_name()),
             })?;
         // Line numbers of array elements are not kept by serde; report the element's position.
-        let mut out = Vec::new();
+        let mut out = KnowledgeFile::default();
         for (i, v) in values.into_iter().enumerate() {
             let raw: RawEntry = serde_json::from_value(v).map_err(|e| KnowledgeFileError::Row {
                 line: i as u64 + 1,
@@ -167,10 +265,10 @@ pub fn parse_json(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
             })?;
             out.push(entry_from_raw(raw, i as u64 + 1)?);
         }
-        check_duplicates(&out, |i| i as u64 + 1)?;
+        check_duplicates(&out.entries, |i| i as u64 + 1)?;
         Ok(out)
     } else {
-        let mut out = Vec::new();
+        let mut out = KnowledgeFile::default();
         let mut lines = Vec::new();
         for (i, l) in text.lines().enumerate() {
             let line = i as u64 + 1;
@@ -184,13 +282,18 @@ pub fn parse_json(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
             out.push(entry_from_raw(raw, line)?);
             lines.push(line);
         }
-        check_duplicates(&out, |i| lines[i])?;
+        check_duplicates(&out.entries, |i| lines[i])?;
         Ok(out)
     }
 }
 
-/// Reads and parses a file, by its extension.
+/// Reads and parses a file, by its extension; entries only.
 pub fn read_knowledge_file(path: &Path) -> Result<Vec<NewEntry>, KnowledgeFileError> {
+    read_knowledge(path).map(|f| f.entries)
+}
+
+/// Reads and parses a file, by its extension, with the phrasings.
+pub fn read_knowledge(path: &Path) -> Result<KnowledgeFile, KnowledgeFileError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         KnowledgeFileError::File(format!("cannot read {}: {}", path.display(), e.kind()))
     })?;
@@ -200,15 +303,15 @@ pub fn read_knowledge_file(path: &Path) -> Result<Vec<NewEntry>, KnowledgeFileEr
         .map(str::to_ascii_lowercase)
         .as_deref()
     {
-        Some("csv") => parse_csv(&text)?,
-        Some("json") | Some("jsonl") | Some("ndjson") => parse_json(&text)?,
+        Some("csv") => parse_csv_file(&text)?,
+        Some("json") | Some("jsonl") | Some("ndjson") => parse_json_file(&text)?,
         _ => {
             return Err(KnowledgeFileError::File(
                 "the file must end in .csv, .json or .jsonl".into(),
             ))
         }
     };
-    if entries.is_empty() {
+    if entries.entries.is_empty() {
         return Err(KnowledgeFileError::File("the file has no entries".into()));
     }
     Ok(entries)
@@ -309,6 +412,47 @@ mod tests {
         let e = parse_json(text).unwrap();
         assert_eq!(e[0].priority, 5);
         assert!(e[0].data_type.is_canned());
+    }
+
+    #[test]
+    fn a_csv_phrasings_column_is_split_on_bars_and_cleaned() {
+        let csv = "question,answer,phrasings\n\
+                   How much is a guitar?,From KES 8500,bei ya guitar? | HOW MUCH IS A GUITAR? | gitaa ni ngapi ||bei ya GUITAR?\n\
+                   Do you deliver?,Yes,\n";
+        let f = parse_csv_file(csv).unwrap();
+        assert_eq!(f.phrasings[0], ["bei ya guitar?", "gitaa ni ngapi"]);
+        assert!(f.phrasings[1].is_empty());
+        assert_eq!(f.phrasing_count(), 2);
+    }
+
+    #[test]
+    fn a_file_without_phrasings_is_still_valid() {
+        let f =
+            parse_csv_file("question,answer,category,priority,data_type\nA?,B,c,1,faq\n").unwrap();
+        assert_eq!(f.entries.len(), 1);
+        assert_eq!(f.phrasings, [Vec::<String>::new()]);
+    }
+
+    #[test]
+    fn json_phrasings_are_an_array_of_strings() {
+        let f =
+            parse_json_file(r#"[{"question":"A?","answer":"B","phrasings":["a ?","b"]}]"#).unwrap();
+        assert_eq!(f.phrasings[0], ["a ?", "b"]);
+        let err = parse_json_file("{\"question\":\"A?\",\"answer\":\"B\",\"phrasings\":[1]}\n")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            KnowledgeFileError::Row {
+                line: 1,
+                reason: "phrasings must be strings".into()
+            }
+        );
+        let long = "x".repeat(MAX_PHRASING + 1);
+        let text = format!("question,answer,phrasings\nA?,B,ok|{long}\n");
+        assert!(matches!(
+            parse_csv_file(&text).unwrap_err(),
+            KnowledgeFileError::Row { line: 2, .. }
+        ));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod knowledge_file;
 pub mod legacy;
 pub mod local_queue;
 pub mod openai;
+pub mod phrasings;
 pub mod platform;
 pub mod queue;
 pub mod responder;

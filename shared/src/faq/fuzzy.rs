@@ -8,6 +8,34 @@ use std::collections::HashMap;
 pub(crate) struct DeleteIndex {
     words: Vec<String>,
     map: HashMap<String, Vec<u32>>,
+    /// Words by their consonant skeleton, for shorthand that drops vowels ("stdnts", "snd").
+    skeletons: HashMap<String, Vec<u32>>,
+}
+
+/// A word's first letter and its following consonants, doubled letters once: "students" →
+/// "stdnts", "office" → "ofc", "send" → "snd".
+pub(crate) fn skeleton(w: &str) -> String {
+    let mut out = String::with_capacity(w.len());
+    for (i, c) in w.chars().enumerate() {
+        if i > 0 && matches!(c, 'a' | 'e' | 'i' | 'o' | 'u') {
+            continue;
+        }
+        if !out.ends_with(c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether a token looks like vowel-less shorthand: three letters or more, none of them a
+/// vowel after the first.
+pub(crate) fn is_vowelless(w: &str) -> bool {
+    w.len() >= 3
+        && w.bytes().all(|b| b.is_ascii_alphabetic())
+        && !w
+            .bytes()
+            .skip(1)
+            .any(|b| matches!(b, b'a' | b'e' | b'i' | b'o' | b'u'))
 }
 
 impl DeleteIndex {
@@ -16,9 +44,15 @@ impl DeleteIndex {
         list.sort();
         list.dedup();
         let mut map: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut skeletons: HashMap<String, Vec<u32>> = HashMap::new();
         for (i, w) in list.iter().enumerate() {
             let i = i as u32;
             map.entry(w.clone()).or_default().push(i);
+            let sk = skeleton(w);
+            // A skeleton as long as the word is no abbreviation of it.
+            if sk.len() < w.len() && sk.len() >= 3 {
+                skeletons.entry(sk).or_default().push(i);
+            }
             for_each_deletion(w, |d| {
                 let e = map.entry(d.to_string()).or_default();
                 if e.last() != Some(&i) {
@@ -26,7 +60,23 @@ impl DeleteIndex {
                 }
             });
         }
-        DeleteIndex { words: list, map }
+        DeleteIndex {
+            words: list,
+            map,
+            skeletons,
+        }
+    }
+
+    /// The known words whose consonant skeleton `w` is.
+    pub(crate) fn by_skeleton(&self, w: &str) -> Vec<&str> {
+        self.skeletons
+            .get(w)
+            .map(|ids| {
+                ids.iter()
+                    .map(|&i| self.words[i as usize].as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The known word closest to `w` within one edit (insertion, deletion, substitution or
@@ -129,6 +179,14 @@ mod tests {
     #[test]
     fn a_transposed_letter_is_one_edit() {
         assert_eq!(osa_distance("repiar", "repair", 2), 1);
+    }
+
+    #[test]
+    fn vowelless_shorthand_finds_its_word_by_skeleton() {
+        let idx = DeleteIndex::build(["students".to_string(), "office".to_string()]);
+        assert_eq!(idx.by_skeleton("stdnts"), ["students"]);
+        assert_eq!(idx.by_skeleton("ofc"), ["office"]);
+        assert!(is_vowelless("stdnts") && !is_vowelless("msa") && !is_vowelless("hw"));
     }
 
     #[test]

@@ -303,6 +303,20 @@ impl Lexicon {
                 return Some((h, std::borrow::Cow::Owned(root.into_owned())));
             }
         }
+        // Other Swahili forms: locative and plural "-ni" (asanteni), relative "-yo",
+        // passive and applicative extensions, tense and negation markers.
+        if w.len() >= 5 && w.is_ascii() {
+            let mut found: Option<(&[Hit], String)> = None;
+            super::glossary::for_each_root(w, |r| {
+                if let Some(h) = self.words.get(r) {
+                    found = Some((h, r.to_owned()));
+                }
+                found.is_some()
+            });
+            if let Some((h, r)) = found {
+                return Some((h, std::borrow::Cow::Owned(r)));
+            }
+        }
         // Habitual "-nga" (Sheng and coast): "mnafunguanga" is "mnafungua".
         if w.len() >= 7 && w.ends_with("anga") {
             let base = &w[..w.len() - 3];

@@ -12,12 +12,14 @@
 //! absolute score and a margin over the runner-up.
 
 mod fuzzy;
+mod glossary;
 mod lexicon;
 pub mod normalize;
 
 use std::collections::HashMap;
 
 use fuzzy::DeleteIndex;
+use glossary::{english, is_common};
 use lexicon::{lexicon, Class, Hit, Lexicon};
 use normalize::{is_stopword, normalize_into, shorthand, stem, SW_PREFIXES};
 
@@ -34,6 +36,9 @@ pub struct FaqDoc<'a> {
     pub canned: bool,
     /// Breaks exact ties between entries; higher wins.
     pub priority: i32,
+    /// Other ways customers ask the same question ("bei ya guitar?"). Each is matched like
+    /// the question; the best-scoring one speaks for the entry.
+    pub phrasings: &'a [String],
 }
 
 /// A match: the entry's position in the docs given to [`FaqIndex::build`], and its score in `0..=1`.
@@ -46,12 +51,19 @@ pub struct FaqMatch {
 }
 
 /// Evidence found in the answer (or category) counts this much of evidence in the question.
-const ANSWER_FACTOR: f32 = 0.45;
+const ANSWER_FACTOR: f32 = 0.7;
+/// A word only one entry's answer uses says as much as the question would.
+const UNIQUE_ANSWER_FACTOR: f32 = 1.0;
 /// Weight of a plain word relative to a concept's class weight.
 const TERM_BASE: f32 = 1.0;
 /// Weight of a word neither the lexicon nor the tenant knows: often noise (names, places,
 /// slang), sometimes the thing the entry lacks ("violins"), so it counts, but less.
 const UNKNOWN_BASE: f32 = 0.6;
+/// Strength of an everyday word the lexicon does not know ("bring", "someone", "exactly"):
+/// it neither explains much of a message nor leaves much of it unexplained.
+const COMMON_STRENGTH: f32 = 0.35;
+/// Strength of the English meaning of a Swahili or Sheng word (`chumba` → room).
+const GLOSS_STRENGTH: f32 = 0.9;
 /// Minimum score `best_match` accepts.
 const THRESHOLD: f32 = 0.6;
 /// An entry that leaves half of the message unexplained is not its answer, however well it
@@ -61,6 +73,15 @@ const MIN_QUERY_COVERAGE: f32 = 0.5;
 const QUERY_COVERAGE_EXPONENT: f32 = 0.6;
 /// Minimum lead of the best entry over the runner-up.
 const MARGIN: f32 = 0.1;
+/// A clear winner may score less: when it leads the runner-up by [`CLEAR_MARGIN`] and
+/// explains [`CLEAR_QUERY_COVERAGE`] of the message, [`CLEAR_THRESHOLD`] is enough. Most
+/// paraphrases that miss the main threshold are alone in the running and fully explained.
+const CLEAR_THRESHOLD: f32 = 0.5;
+const CLEAR_MARGIN: f32 = 0.2;
+const CLEAR_QUERY_COVERAGE: f32 = 0.7;
+/// The entry's own question counts as this covered even when the message only uses words of
+/// its answer ("lace per yard?" to "Do you sell fabric?", whose answer lists lace by the yard).
+const MIN_ENTRY_COVERAGE: f32 = 0.35;
 /// A message with more content weight than this is a question, not just a greeting or thanks.
 const CANNED_MAX_CONTENT: f32 = 1.6;
 
@@ -69,6 +90,7 @@ type Fid = u32;
 
 #[derive(Debug, Clone, Copy)]
 struct Posting {
+    /// The variant (an entry's question or one of its phrasings).
     doc: u32,
     /// `1.0` for the question, [`ANSWER_FACTOR`] for the answer/category.
     field: f32,
@@ -76,10 +98,12 @@ struct Posting {
     q_strength: f32,
 }
 
+/// One way of asking an entry's question: the question itself or one of its phrasings.
 #[derive(Debug)]
 struct DocInfo {
+    /// The entry this variant belongs to.
+    entry: u32,
     canned: bool,
-    priority: i32,
     /// Sum of the weights of the question's content features.
     q_norm: f32,
     /// Social classes (greeting, thanks) the canned question is about.
@@ -90,7 +114,10 @@ struct DocInfo {
 /// A tenant's entries, preprocessed once (Send + Sync; built when a tenant's context is loaded).
 #[derive(Debug)]
 pub struct FaqIndex {
+    /// Every variant of every entry, entry by entry.
     docs: Vec<DocInfo>,
+    /// Each entry's priority, by entry.
+    priorities: Vec<i32>,
     terms: HashMap<String, Fid>,
     /// Weight of each feature present in the tenant, indexed by `Fid`.
     weights: Vec<f32>,
@@ -152,6 +179,11 @@ fn tokenize<'a>(norm: &'a str, out: &mut Vec<&'a str>) {
 fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
     let mut norm = String::new();
     normalize_into(text, &mut norm);
+    if let Some(index) = fix {
+        if let Some(joined) = index.join_compounds(&norm) {
+            norm = joined;
+        }
+    }
     let mut toks: Vec<&str> = Vec::with_capacity(16);
     tokenize(&norm, &mut toks);
     if let Some(index) = fix {
@@ -167,6 +199,21 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
         let t = toks[i];
         if let Some((hits, n)) = lex.phrase_at(&toks, i) {
             push_slot(&mut a, lex, hits, None);
+            // The phrase's own words too: "swimming pool" is also a pool.
+            if a.slots.last().is_some_and(|s| s.2.is_none()) {
+                for w in toks[i..i + n]
+                    .iter()
+                    .filter(|w| w.len() >= 3 && !is_stopword(w))
+                {
+                    a.feats.push(Feat {
+                        key: Key::Term(stem(w).into_owned()),
+                        strength: 1.0,
+                    });
+                }
+                if let Some(last) = a.slots.last_mut() {
+                    last.1 = a.feats.len();
+                }
+            }
             i += n;
             continue;
         }
@@ -174,18 +221,66 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
         if is_stopword(t) || t.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
+        let meaning = english(t);
+        if meaning.is_some_and(|m| m.iter().all(|e| is_stopword(e))) {
+            // "nahitaji" (need), "msaada" (help): as empty in Swahili as in English.
+            continue;
+        }
         if let Some((hits, root)) = lex.word_hits(t) {
             push_slot(&mut a, lex, hits, Some(stem(&root).into_owned()));
+            // "usiku" is a time of day to the lexicon and "night" to a guest house.
+            if let Some(meaning) = meaning {
+                let social = a.slots.last().is_some_and(|s| s.2.is_some());
+                if !social {
+                    push_meaning(&mut a, lex, meaning);
+                    if let Some(last) = a.slots.last_mut() {
+                        last.1 = a.feats.len();
+                    }
+                }
+            }
         } else if t.chars().count() >= 2 {
             let start = a.feats.len();
+            let term = stem(t).into_owned();
+            let tenant_word = fix.is_some_and(|index| index.terms.contains_key(&term));
             a.feats.push(Feat {
-                key: Key::Term(stem(t).into_owned()),
-                strength: 1.0,
+                key: Key::Term(term),
+                strength: if is_common(t) { COMMON_STRENGTH } else { 1.0 },
             });
-            a.slots.push((start, start + 1, None));
+            // A Swahili or Sheng word also stands for its English meaning, unless the tenant
+            // writes the word itself.
+            if let Some(meaning) = meaning.filter(|_| !tenant_word) {
+                push_meaning(&mut a, lex, meaning);
+            }
+            a.slots.push((start, a.feats.len(), None));
         }
     }
     a
+}
+
+/// Adds the features of a word's English meaning to the slot being built.
+fn push_meaning(a: &mut Analysis, lex: &Lexicon, meaning: &[&str]) {
+    for e in meaning {
+        if let Some((hits, root)) = lex.word_hits(e) {
+            for h in hits {
+                if lex.classes[h.concept as usize].is_social() {
+                    continue;
+                }
+                a.feats.push(Feat {
+                    key: Key::Concept(h.concept),
+                    strength: h.strength * GLOSS_STRENGTH,
+                });
+            }
+            a.feats.push(Feat {
+                key: Key::Term(stem(&root).into_owned()),
+                strength: GLOSS_STRENGTH,
+            });
+        } else {
+            a.feats.push(Feat {
+                key: Key::Term(stem(e).into_owned()),
+                strength: GLOSS_STRENGTH,
+            });
+        }
+    }
 }
 
 fn push_slot(a: &mut Analysis, lex: &Lexicon, hits: &[Hit], term: Option<String>) {
@@ -219,16 +314,20 @@ fn idf(n_docs: usize, df: usize) -> f32 {
 }
 
 impl FaqIndex {
-    /// Preprocesses a tenant's entries: analyses questions and answers, computes feature
-    /// weights from the tenant's own entries and builds the inverted index.
+    /// Preprocesses a tenant's entries: analyses questions, phrasings and answers, computes
+    /// feature weights from the tenant's own entries and builds the inverted index.
     pub fn build<'a>(docs: impl IntoIterator<Item = FaqDoc<'a>>) -> Self {
         let lex = lexicon();
         let concepts = lex.concept_count();
         let mut terms: HashMap<String, Fid> = HashMap::new();
         let mut surface: Vec<String> = Vec::new();
-        // Per doc: (feature, question strength, in question) with the answer merged in.
-        let mut per_doc: Vec<Vec<(Fid, f32, bool)>> = Vec::new();
-        let mut infos = Vec::new();
+        // Per variant: (feature, question strength, in question) with the answer merged in.
+        let mut per_variant: Vec<Vec<(Fid, f32, bool)>> = Vec::new();
+        // Per variant: (entry, canned, greeting, thanks).
+        let mut infos: Vec<(u32, bool, bool, bool)> = Vec::new();
+        let mut priorities = Vec::new();
+        // Per entry: the features of all its variants, for document frequencies.
+        let mut per_entry: Vec<Vec<Fid>> = Vec::new();
         let intern = |k: &Key, terms: &mut HashMap<String, Fid>| -> Fid {
             match k {
                 Key::Concept(c) => *c as Fid,
@@ -238,24 +337,11 @@ impl FaqIndex {
                 }
             }
         };
-        for d in docs {
-            let mut feats: Vec<(Fid, f32, bool)> = Vec::new();
-            let mut greeting = false;
-            let mut thanks = false;
-            let q = analyze(d.question, lex, None);
-            for &(s, e, social) in &q.slots {
-                match social {
-                    Some(Class::Greeting) => greeting = true,
-                    Some(Class::Thanks) => thanks = true,
-                    _ => {}
-                }
-                for f in &q.feats[s..e] {
-                    let id = intern(&f.key, &mut terms);
-                    add_feat(&mut feats, id, f.strength, true);
-                }
-            }
+        for (entry, d) in docs.into_iter().enumerate() {
+            let entry = entry as u32;
+            // A canned reply's words ("welcome", "karibu") say nothing about what it answers.
+            let mut answer_feats: Vec<(Fid, f32)> = Vec::new();
             if !d.canned {
-                // A canned reply's words ("welcome", "karibu") say nothing about what it answers.
                 let mut extra = String::from(d.answer);
                 if let Some(c) = d.category {
                     extra.push_str(" . ");
@@ -268,24 +354,58 @@ impl FaqIndex {
                             continue;
                         }
                     }
-                    let id = intern(&f.key, &mut terms);
-                    add_feat(&mut feats, id, f.strength, false);
+                    answer_feats.push((intern(&f.key, &mut terms), f.strength));
                 }
                 let mut norm = String::new();
                 normalize_into(d.answer, &mut norm);
                 surface.extend(norm.split(' ').filter(|w| w.len() >= 4).map(str::to_string));
             }
-            let mut norm = String::new();
-            normalize_into(d.question, &mut norm);
-            surface.extend(norm.split(' ').filter(|w| w.len() >= 4).map(str::to_string));
-            per_doc.push(feats);
-            infos.push((d.canned, d.priority, greeting, thanks));
+            let mut entry_feats: Vec<Fid> = Vec::new();
+            let variants = std::iter::once(d.question)
+                .chain(d.phrasings.iter().map(String::as_str))
+                .filter(|v| !v.trim().is_empty());
+            for (k, text) in variants.enumerate() {
+                let q = analyze(text, lex, None);
+                if k > 0 && q.slots.is_empty() {
+                    // A phrasing with no content ("??") explains nothing.
+                    continue;
+                }
+                let mut feats: Vec<(Fid, f32, bool)> = Vec::new();
+                let mut greeting = false;
+                let mut thanks = false;
+                for &(s, e, social) in &q.slots {
+                    match social {
+                        Some(Class::Greeting) => greeting = true,
+                        Some(Class::Thanks) => thanks = true,
+                        _ => {}
+                    }
+                    for f in &q.feats[s..e] {
+                        let id = intern(&f.key, &mut terms);
+                        add_feat(&mut feats, id, f.strength, true);
+                    }
+                }
+                for &(id, strength) in &answer_feats {
+                    add_feat(&mut feats, id, strength, false);
+                }
+                let mut norm = String::new();
+                normalize_into(text, &mut norm);
+                surface.extend(norm.split(' ').filter(|w| w.len() >= 4).map(str::to_string));
+                entry_feats.extend(feats.iter().map(|f| f.0));
+                per_variant.push(feats);
+                infos.push((entry, d.canned, greeting, thanks));
+            }
+            entry_feats.sort_unstable();
+            entry_feats.dedup();
+            per_entry.push(entry_feats);
+            priorities.push(d.priority);
         }
-        let n_docs = per_doc.len();
+        // Frequencies count entries, not variants: twelve phrasings of one entry saying
+        // "price" do not make "price" common among the tenant's entries.
+        let n_docs = per_entry.len();
         let n_feats = concepts + terms.len();
         let mut df = vec![0usize; n_feats];
-        for feats in &per_doc {
-            for &(id, _, _) in feats {
+        for feats in &per_entry {
+            for &id in feats {
                 df[id as usize] += 1;
             }
         }
@@ -300,8 +420,8 @@ impl FaqIndex {
             })
             .collect();
         let mut postings: Vec<Vec<Posting>> = vec![Vec::new(); n_feats];
-        let mut docs = Vec::with_capacity(n_docs);
-        for (i, feats) in per_doc.iter().enumerate() {
+        let mut docs = Vec::with_capacity(per_variant.len());
+        for (i, feats) in per_variant.iter().enumerate() {
             let mut q_norm = 0.0;
             for &(id, qs, in_q) in feats {
                 let social = (id as usize) < concepts && lex.classes[id as usize].is_social();
@@ -310,14 +430,20 @@ impl FaqIndex {
                 }
                 postings[id as usize].push(Posting {
                     doc: i as u32,
-                    field: if in_q { 1.0 } else { ANSWER_FACTOR },
+                    field: if in_q {
+                        1.0
+                    } else if (id as usize) >= concepts && df[id as usize] == 1 {
+                        UNIQUE_ANSWER_FACTOR
+                    } else {
+                        ANSWER_FACTOR
+                    },
                     q_strength: if in_q { qs } else { 0.0 },
                 });
             }
-            let (canned, priority, greeting, thanks) = infos[i];
+            let (entry, canned, greeting, thanks) = infos[i];
             docs.push(DocInfo {
+                entry,
                 canned,
-                priority,
                 q_norm,
                 greeting,
                 thanks,
@@ -328,6 +454,7 @@ impl FaqIndex {
         }));
         FaqIndex {
             docs,
+            priorities,
             terms,
             weights,
             postings,
@@ -338,25 +465,43 @@ impl FaqIndex {
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.docs.len()
+        self.priorities.len()
     }
 
     /// Whether the tenant has no entries.
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
+        self.priorities.is_empty()
     }
 
     /// Corrects a word nobody knows to a known word one edit away. The tenant's own words
     /// come first: in a hardware shop "sheats" is "sheets", not "seats".
     fn correct<'s>(&'s self, lex: &'s Lexicon, t: &'s str) -> Option<&'s str> {
-        if t.len() < 5
+        if t.len() < 3
             || !t.bytes().all(|b| b.is_ascii_alphabetic())
             || is_stopword(t)
             || lex.knows(t)
         {
             return None;
         }
-        if self.terms.contains_key(stem(t).as_ref()) {
+        if self.terms.contains_key(stem(t).as_ref()) || english(t).is_some() {
+            return None;
+        }
+        if fuzzy::is_vowelless(t) {
+            // "stdnts", "snd": the tenant's word first, then the lexicon's.
+            let same = |a: &&str, b: &&str| stem(a) == stem(b) || lex.same_meaning(a, b);
+            for found in [self.fuzzy.by_skeleton(t), lex.fuzzy.by_skeleton(t)] {
+                if let Some((first, rest)) = found.split_first() {
+                    if rest.iter().all(|o| same(first, o)) {
+                        return Some(first);
+                    }
+                    let mut known = found.iter().filter(|c| self.knows_word(lex, c));
+                    let pick = known.next()?;
+                    return known.all(|o| same(pick, o)).then_some(*pick);
+                }
+            }
+            return None;
+        }
+        if t.len() < 5 {
             return None;
         }
         // Sheng puts Swahili verb prefixes on the tenant's own words: "mnashampoo", "mnasupply".
@@ -381,6 +526,39 @@ impl FaqIndex {
         known.all(|o| lex.same_meaning(pick, o)).then_some(*pick)
     }
 
+    /// Two words the tenant writes as one ("check in" for "check-in", "ready made"), joined;
+    /// `None` when there are none.
+    fn join_compounds(&self, norm: &str) -> Option<String> {
+        let words: Vec<&str> = norm.split(' ').collect();
+        let mut out: Option<String> = None;
+        let mut k = 0;
+        while k < words.len() {
+            let w = words[k];
+            let mut next = w.to_owned();
+            let mut step = 1;
+            if let Some(b) = words.get(k + 1) {
+                let cat = format!("{w}{b}");
+                if w.len() >= 2
+                    && b.len() >= 2
+                    && cat.len() >= 6
+                    && self.terms.contains_key(stem(&cat).as_ref())
+                {
+                    next = cat;
+                    step = 2;
+                }
+            }
+            if step == 2 || out.is_some() {
+                let o = out.get_or_insert_with(|| words[..k].join(" "));
+                if !o.is_empty() {
+                    o.push(' ');
+                }
+                o.push_str(&next);
+            }
+            k += step;
+        }
+        out
+    }
+
     /// Whether the tenant's entries use a lexicon word's concepts or the word itself.
     fn knows_word(&self, lex: &Lexicon, w: &str) -> bool {
         if self.terms.contains_key(stem(w).as_ref()) {
@@ -394,13 +572,19 @@ impl FaqIndex {
 
     /// Scores every entry in `0..=1` (0 = no evidence or disqualified).
     fn score_all(&self, query: &str) -> Vec<f32> {
+        self.score_all_with_coverage(query).0
+    }
+
+    /// Scores every entry, with how much of the message the best variant explains.
+    fn score_all_with_coverage(&self, query: &str) -> (Vec<f32>, Vec<f32>) {
         let lex = lexicon();
-        let a = analyze(query, lex, Some(self));
+        let mut scores = vec![0.0f32; self.priorities.len()];
+        let mut coverage = vec![0.0f32; self.priorities.len()];
         let n = self.docs.len();
-        let mut scores = vec![0.0f32; n];
         if n == 0 {
-            return scores;
+            return (scores, coverage);
         }
+        let a = analyze(query, lex, Some(self));
 
         // Resolve features to tenant ids once.
         let resolved: Vec<(Option<Fid>, f32, f32)> = a
@@ -505,7 +689,7 @@ impl FaqIndex {
 
         let canned_ok = content_total <= CANNED_MAX_CONTENT;
         for (i, d) in self.docs.iter().enumerate() {
-            scores[i] = if d.canned {
+            let score = if d.canned {
                 if canned_ok && ((d.greeting && has_greeting) || (d.thanks && has_thanks)) {
                     1.0 - 0.2 * (content_total / CANNED_MAX_CONTENT)
                 } else {
@@ -515,15 +699,25 @@ impl FaqIndex {
                 0.0
             } else {
                 let qcov = (qm[i] / content_total).min(1.0);
-                let dcov = (dm[i] / d.q_norm).min(1.0);
+                let dcov = (dm[i] / d.q_norm).clamp(MIN_ENTRY_COVERAGE, 1.0);
                 if qcov < MIN_QUERY_COVERAGE {
                     0.0
                 } else {
                     qcov.powf(QUERY_COVERAGE_EXPONENT) * dcov.powf(1.0 - QUERY_COVERAGE_EXPONENT)
                 }
             };
+            // The best-scoring way of asking speaks for the entry.
+            let e = d.entry as usize;
+            if score > scores[e] {
+                scores[e] = score;
+                coverage[e] = if d.canned {
+                    1.0
+                } else {
+                    (qm[i] / content_total.max(f32::EPSILON)).min(1.0)
+                };
+            }
         }
-        scores
+        (scores, coverage)
     }
 
     fn ranked(&self, scores: &[f32]) -> Vec<FaqMatch> {
@@ -537,11 +731,7 @@ impl FaqIndex {
             b.score
                 .partial_cmp(&a.score)
                 .unwrap_or(std::cmp::Ordering::Equal)
-                .then(
-                    self.docs[b.index]
-                        .priority
-                        .cmp(&self.docs[a.index].priority),
-                )
+                .then(self.priorities[b.index].cmp(&self.priorities[a.index]))
                 .then(a.index.cmp(&b.index))
         });
         order
@@ -550,13 +740,13 @@ impl FaqIndex {
     /// The entry that answers `query`, only when confident enough: its score clears an
     /// absolute threshold and leads the runner-up by a margin. `None` means "let the AI answer".
     pub fn best_match(&self, query: &str) -> Option<FaqMatch> {
-        let scores = self.score_all(query);
+        let (scores, coverage) = self.score_all_with_coverage(query);
         let mut best: Option<(usize, f32)> = None;
         let mut second = 0.0f32;
         for (i, &s) in scores.iter().enumerate() {
             match best {
                 Some((bi, bs))
-                    if s < bs || (s == bs && self.docs[i].priority <= self.docs[bi].priority) =>
+                    if s < bs || (s == bs && self.priorities[i] <= self.priorities[bi]) =>
                 {
                     second = second.max(s);
                 }
@@ -568,7 +758,11 @@ impl FaqIndex {
             }
         }
         let (index, score) = best?;
-        (score >= THRESHOLD && score - second >= MARGIN).then_some(FaqMatch { index, score })
+        ((score >= THRESHOLD && score - second >= MARGIN)
+            || (score >= CLEAR_THRESHOLD
+                && score - second >= CLEAR_MARGIN
+                && coverage[index] >= CLEAR_QUERY_COVERAGE))
+            .then_some(FaqMatch { index, score })
     }
 
     /// The `k` most relevant entries, best first, without the confidence threshold
@@ -636,6 +830,7 @@ mod tests {
             category: None,
             canned: false,
             priority: 0,
+            phrasings: &[],
         };
         vec![
             FaqDoc {
@@ -644,6 +839,7 @@ mod tests {
                 category: None,
                 canned: true,
                 priority: 0,
+                phrasings: &[],
             },
             FaqDoc {
                 question: "Thank you",
@@ -651,6 +847,7 @@ mod tests {
                 category: None,
                 canned: true,
                 priority: 0,
+                phrasings: &[],
             },
             faq(
                 "What are your opening hours?",
@@ -745,6 +942,127 @@ mod tests {
         assert!(index.is_empty());
         assert_eq!(index.best_match("hello"), None);
         assert!(index.rank("hello", 5).is_empty());
+    }
+
+    fn lodge() -> Vec<FaqDoc<'static>> {
+        let faq = |question, answer| FaqDoc {
+            question,
+            answer,
+            category: None,
+            canned: false,
+            priority: 0,
+            phrasings: &[],
+        };
+        vec![
+            faq(
+                "How much is a room per night?",
+                "Standard room KES 3,500 per night, bed and breakfast.",
+            ),
+            faq("Is there a pool for guests?", "Yes, open 8am to 6pm."),
+            faq(
+                "Can I send my students for a tour?",
+                "Yes, school tours on weekdays.",
+            ),
+            faq(
+                "Do you sell fabric?",
+                "Yes: ankara and lace by the yard, from KES 450.",
+            ),
+        ]
+    }
+
+    fn lodge_best(q: &str) -> Option<usize> {
+        FaqIndex::build(lodge()).best_match(q).map(|m| m.index)
+    }
+
+    #[test]
+    fn two_words_the_tenant_writes_as_one_are_joined() {
+        let mut docs = lodge();
+        docs.push(FaqDoc {
+            question: "What time is check-in?",
+            answer: "From 2 pm.",
+            category: None,
+            canned: false,
+            priority: 0,
+            phrasings: &[],
+        });
+        let index = FaqIndex::build(docs);
+        assert_eq!(
+            index
+                .best_match("wat time can we check in")
+                .map(|m| m.index),
+            Some(4)
+        );
+    }
+
+    #[test]
+    fn a_swahili_word_meets_the_tenants_english_word() {
+        // "chumba" is a room, "usiku" a night, "bwawa" a pool.
+        assert_eq!(lodge_best("Chumba kwa usiku ni bei gani?"), Some(0));
+        assert_eq!(lodge_best("Kuna bwawa hapo?"), Some(1));
+    }
+
+    #[test]
+    fn vowelless_shorthand_is_read_as_the_tenants_word() {
+        assert_eq!(lodge_best("cn i snd stdnts 4 a tour"), Some(2));
+    }
+
+    #[test]
+    fn everyday_words_around_a_question_do_not_hide_it() {
+        assert_eq!(
+            lodge_best("how much exactly is a room per night, someone told me"),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn a_message_using_only_an_answers_words_can_match_when_nothing_else_competes() {
+        assert_eq!(lodge_best("ankara and lace?"), Some(3));
+        // But an unrelated question still gets no answer.
+        assert_eq!(lodge_best("Do you sell laptops?"), None);
+    }
+
+    fn with_phrasings(phrasings: &[String]) -> FaqIndex {
+        let mut docs = shop();
+        docs[6].phrasings = phrasings;
+        FaqIndex::build(docs)
+    }
+
+    #[test]
+    fn a_phrasing_makes_its_entry_answer_a_message_the_question_alone_does_not() {
+        let q = "gitaa inaenda aje";
+        assert_eq!(best(q), None);
+        let p = vec!["gitaa inaenda aje?".to_string()];
+        assert_eq!(with_phrasings(&p).best_match(q).map(|m| m.index), Some(6));
+    }
+
+    #[test]
+    fn the_best_scoring_phrasing_speaks_for_its_entry_and_the_others_do_no_harm() {
+        let p = vec![
+            "bei ya gitaa".to_string(),
+            "guitar price?".to_string(),
+            "??".to_string(),
+            String::new(),
+        ];
+        let index = with_phrasings(&p);
+        assert_eq!(index.len(), shop().len());
+        assert_eq!(index.best_match("bei ya gitaa").map(|m| m.index), Some(6));
+        assert_eq!(
+            index
+                .best_match("What are your opening hours?")
+                .map(|m| m.index),
+            Some(2)
+        );
+        assert_eq!(index.best_match("Do you sell violins?"), None);
+    }
+
+    #[test]
+    fn phrasings_do_not_make_their_words_common_among_entries() {
+        // Ten phrasings of one entry all saying "guitar" leave "guitar" as rare as before.
+        let many: Vec<String> = (0..10).map(|i| format!("guitar number {i}")).collect();
+        let plain = FaqIndex::build(shop());
+        let index = with_phrasings(&many);
+        let id = index.terms["guitar"] as usize;
+        assert!((index.weights[id] - plain.weights[plain.terms["guitar"] as usize]).abs() < 1e-6);
     }
 
     #[test]

@@ -123,6 +123,25 @@ pub(crate) fn shorthand(tok: &str) -> Option<&'static str> {
         "kgs" => "kg",
         "mins" | "min" => "minutes",
         "abt" | "bout" => "about",
+        "b4" | "bfr" | "bfo" => "before",
+        "nid" | "nead" | "nedd" => "need",
+        "cm" | "kum" => "come",
+        "pic" | "pik" | "pix" => "picture",
+        "pics" | "piks" => "pictures",
+        "bk" => "book",
+        "chk" | "chek" => "check",
+        "gud" => "good",
+        "wud" => "would",
+        "cud" => "could",
+        "shud" => "should",
+        "lyk" => "like",
+        "luv" => "love",
+        "dat" => "that",
+        "dis" => "this",
+        "der" | "dere" => "there",
+        "gv" => "give",
+        "knw" | "kno" => "know",
+        "asap" => "urgently",
         "wanna" => "want to",
         "gonna" => "going to",
         "gimme" => "give me",
@@ -161,6 +180,30 @@ pub(crate) fn stem(w: &str) -> Cow<'_, str> {
     let n = w.len();
     if n <= 3 || !w.is_ascii() {
         return Cow::Borrowed(w);
+    }
+    // Derived forms meet their base: "requirements"/"required", "urgently"/"urgent",
+    // "drivers"/"drive", "organise"/"organize".
+    for (suffix, min_rest) in [("ments", 5), ("ment", 5), ("ly", 5), ("ers", 4), ("er", 4)] {
+        if let Some(rest) = w.strip_suffix(suffix) {
+            if rest.len() >= min_rest && !rest.ends_with(['a', 'e', 'i', 'o', 'u']) {
+                return Cow::Owned(stem(rest).into_owned());
+            }
+        }
+    }
+    for (suffix, to) in [
+        ("ise", "ize"),
+        ("ised", "ized"),
+        ("ising", "izing"),
+        ("our", "or"),
+    ] {
+        if let Some(rest) = w.strip_suffix(suffix) {
+            if rest.len() >= 3 {
+                let mut s = String::with_capacity(n);
+                s.push_str(rest);
+                s.push_str(to);
+                return Cow::Owned(stem(&s).into_owned());
+            }
+        }
     }
     if n > 4 && w.ends_with("ies") {
         let mut s = String::with_capacity(n);

@@ -32,6 +32,7 @@ impl TenantContext {
                 category: e.category.as_deref(),
                 canned: e.data_type == "canned",
                 priority: e.priority,
+                phrasings: &e.phrasings,
             }
         }
         let faq = FaqIndex::build(faq_entries.iter().map(|&i| doc(&record.training[i])));

@@ -552,6 +552,7 @@ mod tests {
             answer: "Mon-Sat 9-6".into(),
             category: None,
             priority: 0,
+            phrasings: Vec::new(),
         }
     }
 

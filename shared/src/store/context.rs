@@ -39,6 +39,10 @@ pub struct EntryRecord {
     pub answer: String,
     pub category: Option<String>,
     pub priority: i32,
+    /// Other ways customers ask the question (`bot_training_phrasings`), loaded with the
+    /// entry in the same round trip.
+    #[serde(default)]
+    pub phrasings: Vec<String>,
 }
 
 /// The tenant's switches.

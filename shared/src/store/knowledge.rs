@@ -37,6 +37,10 @@ pub struct EntryRow {
     pub category: Option<String>,
     pub priority: i32,
     pub is_active: bool,
+    /// How many phrasings the entry has (`bot_training_phrasings`), all sources.
+    pub phrasings: i64,
+    /// How many of them `alphadome faq expand` wrote.
+    pub generated_phrasings: i64,
 }
 
 /// What an import changed.
@@ -44,6 +48,26 @@ pub struct EntryRow {
 pub struct ImportOutcome {
     pub inserted: u64,
     pub updated: u64,
+    /// Phrasings added (a phrasing the entry already has is not added twice).
+    pub phrasings_added: u64,
+}
+
+/// Who wrote a phrasing (`bot_training_phrasings.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhrasingSource {
+    /// The owner or operator (a knowledge file, the dashboard).
+    Owner,
+    /// `alphadome faq expand`: reviewable and deletable by the owner.
+    Generated,
+}
+
+impl PhrasingSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Generated => "generated",
+        }
+    }
 }
 
 impl Store {
@@ -97,10 +121,24 @@ impl Store {
         tenant: TenantId,
         entries: &[NewEntry],
     ) -> Result<ImportOutcome, StoreError> {
+        self.import_entries_with_phrasings(tenant, entries, &[])
+            .await
+    }
+
+    /// Imports entries and their phrasings all or nothing. `phrasings[i]` belongs to
+    /// `entries[i]` (missing = none); they are added as the owner's, beside the phrasings the
+    /// entry already has (a re-import adds only new ones, compared case-insensitively).
+    pub async fn import_entries_with_phrasings(
+        &self,
+        tenant: TenantId,
+        entries: &[NewEntry],
+        phrasings: &[Vec<String>],
+    ) -> Result<ImportOutcome, StoreError> {
         let mut tx = self.begin_for_tenant(tenant).await?;
         let mut outcome = ImportOutcome {
             inserted: 0,
             updated: 0,
+            phrasings_added: 0,
         };
         // One statement for the whole file: arrays in, `xmax = 0` tells inserts from updates.
         let questions: Vec<&str> = entries.iter().map(|e| e.question.trim()).collect();
@@ -135,18 +173,83 @@ impl Store {
                 outcome.updated += 1;
             }
         }
+        let (mut p_questions, mut p_types, mut p_texts) = (Vec::new(), Vec::new(), Vec::new());
+        for (e, list) in entries.iter().zip(phrasings) {
+            for p in list {
+                p_questions.push(e.question.trim());
+                p_types.push(e.data_type.as_str());
+                p_texts.push(p.trim());
+            }
+        }
+        if !p_texts.is_empty() {
+            // One statement for every phrasing of the file, found by the entry's key.
+            let added = sqlx::query(
+                "insert into alphadome.bot_training_phrasings
+                    (bot_tenant_id, training_data_id, phrasing, source)
+                 select $1, d.id, u.p, 'owner'
+                   from unnest($2::text[], $3::text[], $4::text[]) as u(q, t, p)
+                   join alphadome.bot_training_data d
+                     on d.bot_tenant_id = $1 and d.data_type = u.t and d.question = u.q
+                 on conflict do nothing",
+            )
+            .persistent(false)
+            .bind(tenant)
+            .bind(&p_questions)
+            .bind(&p_types)
+            .bind(&p_texts)
+            .execute(&mut *tx)
+            .await
+            .context("importing phrasings")?;
+            outcome.phrasings_added = added.rows_affected();
+        }
         tx.commit().await.context("committing the import")?;
         Ok(outcome)
+    }
+
+    /// Adds phrasings to one entry in one transaction; a phrasing the entry already has
+    /// (case-insensitively) is skipped. Returns the phrasings actually added.
+    pub async fn add_phrasings(
+        &self,
+        tenant: TenantId,
+        entry: EntryId,
+        phrasings: &[String],
+        source: PhrasingSource,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin_for_tenant(tenant).await?;
+        let added: Vec<String> = sqlx::query_scalar(
+            "insert into alphadome.bot_training_phrasings
+                (bot_tenant_id, training_data_id, phrasing, source)
+             select $1, $2, p, $4 from unnest($3::text[]) with ordinality as u(p, n)
+             order by n
+             on conflict do nothing
+             returning phrasing",
+        )
+        .persistent(false)
+        .bind(tenant)
+        .bind(entry)
+        .bind(phrasings)
+        .bind(source.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .context("adding phrasings")?;
+        tx.commit().await.context("committing the phrasings")?;
+        Ok(added)
     }
 
     /// The tenant's entries, highest priority first.
     pub async fn list_entries(&self, tenant: TenantId) -> Result<Vec<EntryRow>, StoreError> {
         let mut tx = self.begin_for_tenant(tenant).await?;
         let rows = sqlx::query_as::<_, EntryRow>(
-            "select id, data_type, question, answer, category, priority, is_active
-               from alphadome.bot_training_data
-              where bot_tenant_id = $1
-              order by priority desc, data_type, question",
+            "select d.id, d.data_type, d.question, d.answer, d.category, d.priority, d.is_active,
+                    coalesce(p.n, 0) as phrasings, coalesce(p.generated, 0) as generated_phrasings
+               from alphadome.bot_training_data d
+               left join (select training_data_id, count(*) as n,
+                                 count(*) filter (where source = 'generated') as generated
+                            from alphadome.bot_training_phrasings
+                           where bot_tenant_id = $1
+                           group by training_data_id) p on p.training_data_id = d.id
+              where d.bot_tenant_id = $1
+              order by d.priority desc, d.data_type, d.question",
         )
         .persistent(false)
         .bind(tenant)

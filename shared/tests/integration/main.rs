@@ -8,5 +8,6 @@ mod keys;
 mod migrations;
 mod owner_boundary;
 mod pgbouncer;
+mod phrasings;
 mod rls;
 mod store;
