@@ -92,23 +92,26 @@ LOG_EVENT_OVERHEAD = 26
 # CPU (one core of this 2-core machine, release build), README "Performance":
 WEBHOOK_CPU_US = 4.6  # cargo bench -p alphadome --bench webhook_ingress (verify + parse + route)
 RESPONDER_CPU_US = 10.5  # cargo bench -p alphadome --bench responder_path (decode, intents, FAQ, decide)
-# The whole pipeline in one process (`alphadome serve --dry-run` under `alphadome loadtest`,
-# 10,000 FAQ-answered messages): user + sys CPU seconds / messages, from /usr/bin/time -v. It
-# includes HTTP, JSON, the Postgres client and the queue; the model charges all of it to each
-# step of each function (an upper bound: the benchmarks above are its decisions alone).
-PIPELINE_CPU_US_PER_MESSAGE = 400.0
-# Peak RSS of that same process under that load (webhook and responder together, 4 workers,
-# batches of 200): what the template's MemorySize of 128 MB is sized against.
-PEAK_RSS_MB = 45.0
-# Log bytes per message at `info`, in the functions' JSON format (tests
-# `webhook::a_delivery_logs_one_short_line_at_info_per_message_and_none_per_status` and
-# `responder log_volume`): the webhook's line for a message delivery, for a status delivery
-# (debug since issue 16, so none at info), and the responder's lines for a FAQ answer.
-WEBHOOK_LOG_BYTES_MESSAGE = 330
+# The whole pipeline's CPU per message, bounded by a measured throughput: this 2-core machine
+# answered 2,200 FAQ messages a second through `alphadome serve --dry-run` under `alphadome
+# loadtest` (README "The whole pipeline under load"), Postgres and the load generator on the
+# same cores: 2 core-seconds / 2,200 messages = 909 µs of CPU per message at most, HTTP, JSON,
+# the Postgres client and the queue included. The model charges all of it to each step of each
+# function (an upper bound twice over: the benchmarks above are the decisions alone).
+PIPELINE_CPU_US_PER_MESSAGE = 2 * 1_000_000 / 2_200
+# Peak RSS of `alphadome serve` (webhook and responder in one process) under a short load,
+# from /usr/bin/time -v; None until measured (see README "Cost per million messages").
+PEAK_RSS_MB = None
+# Log bytes per message at `info`, in the functions' JSON format, measured by tests that run
+# the code under the functions' subscriber (`cargo test -p webhook --test webhook
+# a_delivery_logs -- --nocapture`; `cargo test -p responder --test log_volume -- --nocapture`):
+# the webhook's one line for a message delivery; none for a status delivery (debug since
+# issue 16; before, the same line as a message's); the responder's one line for a warm FAQ answer.
+WEBHOOK_LOG_BYTES_MESSAGE = 280
 WEBHOOK_LOG_BYTES_STATUS = 0
-WEBHOOK_LOG_BYTES_STATUS_BEFORE = 330  # the same line as a message's, before issue 16
-RESPONDER_LOG_BYTES_MESSAGE = 250
-RESPONDER_LOG_BYTES_STATUS = 250  # "job handled" for a status job (the queue path)
+WEBHOOK_LOG_BYTES_STATUS_BEFORE = 280
+RESPONDER_LOG_BYTES_MESSAGE = 221
+RESPONDER_LOG_BYTES_STATUS = 200  # "job handled" for a status job (the queue path), estimated
 # Init (process start to the first Runtime API poll), release build, README "Lambda binaries".
 INIT_CPU_MS = 4.3
 
