@@ -7,8 +7,12 @@
 #   * a Graph API stub (python3 http.server) that records POSTs.
 # Checks: webhook + webhook-text-message.json -> 200 and one message on the queue;
 #         webhook + webhook-bad-signature.json -> 401;
+#         webhook + webhook-function-url.json (a Lambda function URL request, the template's
+#           default front) -> 200 and a second message on the queue;
 #         responder + sqs-text-job.json -> no batch item failures, one text sent to
-#         /110000000001/messages with the tenant's token.
+#         /110000000001/messages with the tenant's token;
+#         webhook + webhook-function-url-status.json -> 200, the reply's row in Postgres is
+#           `read` (the webhook writes statuses itself), nothing more on the queue.
 # Everything it starts is stopped on exit. Needs: PostgreSQL, moto, cargo-lambda, python3+boto3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -153,6 +157,14 @@ queued=$(python3 "$WORK/sqs.py" count "$QUEUE_URL")
 [ "$queued" = 1 ] || fail "a refused delivery changed the queue ($queued messages)"
 log "  -> statusCode 401, queue unchanged"
 
+log "invoke webhook with events/webhook-function-url.json (function URL event shape)"
+out=$(invoke webhook events/webhook-function-url.json) || fail "invoke webhook (function URL): $(tail -n 5 "$WORK/invoke.err")"
+status=$(echo "$out" | json 'd["statusCode"]')
+[ "$status" = 200 ] || fail "webhook answered $status to a signed function URL request: $out"
+queued=$(python3 "$WORK/sqs.py" count "$QUEUE_URL")
+[ "$queued" = 2 ] || fail "expected 2 messages on the queue after the function URL request, found $queued"
+log "  -> statusCode 200, 2 messages on the queue"
+
 # The sample job carries a fixed timestamp; WhatsApp's 24-hour window would make the responder
 # (rightly) stay silent once it is a day old, so an old copy is refreshed with the current time.
 JOB_EVENT=events/sqs-text-job.json
@@ -189,5 +201,15 @@ PY
 read -r n_texts n_ok n_other <<<"$texts"
 [ "$n_texts" = 1 ] && [ "$n_ok" = 1 ] || fail "expected one text POST to /110000000001/messages with the tenant's token, got: $(cat "$WORK/graph-posts.jsonl")"
 log "  -> batchItemFailures [], Graph stub got 1 text to /110000000001/messages (+$n_other read receipt)"
+
+log "invoke webhook with events/webhook-function-url-status.json (read, for the reply just sent)"
+out=$(invoke webhook events/webhook-function-url-status.json) || fail "invoke webhook (status): $(tail -n 5 "$WORK/invoke.err")"
+status=$(echo "$out" | json 'd["statusCode"]')
+[ "$status" = 200 ] || fail "webhook answered $status to a signed status delivery: $out"
+row=$(psql "$DB_URL" -Atc "select status from public.conversations where wa_message_id = 'wamid.stub' and direction = 'outgoing'")
+[ "$row" = read ] || fail "the reply's status is '$row' after the webhook wrote 'read'"
+queued=$(python3 "$WORK/sqs.py" count "$QUEUE_URL")
+[ "$queued" = 2 ] || fail "a status delivery changed the queue ($queued messages)"
+log "  -> statusCode 200, the reply is 'read' in Postgres, queue unchanged"
 
 log "OK: cargo lambda watch/invoke ran webhook and responder with the events in events/"

@@ -17,7 +17,12 @@ cfn-lint and `sam validate` say whether the template is *valid*; this says wheth
 - the responder's SQS event: BatchSize <= 10, ReportBatchItemFailures, a MaximumConcurrency;
 - every function: arm64, provided.al2023, BuildMethod rust-cargolambda, the right Binary;
 - no IAM statement (or SAM policy-template argument) grants Resource "*";
-- alarms exist for the DLQ, every function's Errors and the HTTP API's 5xx, wired to SNS.
+- alarms exist for the DLQ, every function's Errors and the HTTP API's 5xx, wired to SNS;
+- the webhook's front: the parameter WebhookFront (FunctionUrl by default, or HttpApi); a
+  public function URL on the webhook function only, created exactly when the front is
+  FunctionUrl, with both permissions a public URL needs and no public invoke outside it; the
+  webhook throttled by reserved concurrency; alarms on the URL's 5xx and the webhook's
+  throttles; the WebhookUrl output naming the function URL.
 
 Usage:
     python3 scripts/check_template.py [--template template.yaml] [--config shared/src/config.rs]
@@ -46,6 +51,8 @@ ADMIN = "AdminFunction"
 REPLY_QUEUE = "ReplyQueue"
 DLQ = "DeadLetterQueue"
 HTTP_API = "HttpApi"
+WEBHOOK_URL = "WebhookFunctionUrl"
+FRONT_PARAM = "WebhookFront"
 FUNCTIONS = {WEBHOOK: "webhook", RESPONDER: "responder", ADMIN: "admin"}  # logical id -> cargo binary
 # The dashboard's routes on the HTTP API, all served by the admin function only.
 ADMIN_ROUTES = {(m, p) for m in ("GET", "POST") for p in ("/admin", "/admin/{proxy+}")}
@@ -206,6 +213,15 @@ def merge(base, override):
             out[k] = merge(out.get(k), v)
         return out
     return override
+
+
+def json_text(node) -> str:
+    """A node's strings joined (to look for a reference inside !Sub / !If)."""
+    if isinstance(node, dict):
+        return " ".join(json_text(v) for v in node.values())
+    if isinstance(node, list):
+        return " ".join(json_text(v) for v in node)
+    return str(node) if node is not None else ""
 
 
 def is_star(value) -> bool:
@@ -405,6 +421,59 @@ def run_checks(doc: dict, code_env: set[str]) -> list[tuple[str, str | None]]:
               f"no alarm (with AlarmActions) on AWS/Lambda Errors of {fid}")
     check("alarm on HTTP API 5xx", has_alarm("AWS/ApiGateway", "5xx", "ApiId", HTTP_API),
           f"no alarm (with AlarmActions) on AWS/ApiGateway 5xx of {HTTP_API}")
+    check("alarm on the webhook URL's 5xx", has_alarm("AWS/Lambda", "Url5xxCount", "FunctionName", WEBHOOK),
+          f"no alarm (with AlarmActions) on AWS/Lambda Url5xxCount of {WEBHOOK}")
+    check("alarm on webhook throttles", has_alarm("AWS/Lambda", "Throttles", "FunctionName", WEBHOOK),
+          f"no alarm (with AlarmActions) on AWS/Lambda Throttles of {WEBHOOK}")
+
+    # --- the webhook's front: a function URL by default, throttled by reserved concurrency
+    front = t.params.get(FRONT_PARAM) or {}
+    check("WebhookFront offers FunctionUrl and HttpApi",
+          {"FunctionUrl", "HttpApi"} <= set(front.get("AllowedValues") or []),
+          f"parameter {FRONT_PARAM} must allow FunctionUrl and HttpApi")
+    check("WebhookFront defaults to FunctionUrl", front.get("Default") == "FunctionUrl",
+          f"parameter {FRONT_PARAM} defaults to {front.get('Default')!r}, want FunctionUrl "
+          "(no per-request API Gateway charge)")
+    urls = {rid: r for rid, r in t.resources.items()
+            if isinstance(r, dict) and r.get("Type") == "AWS::Lambda::Url"}
+    url = urls.get(WEBHOOK_URL) or {}
+    url_props = url.get("Properties") or {}
+    check("webhook has a function URL", t.refers_to(url_props.get("TargetFunctionArn"), WEBHOOK),
+          f"{WEBHOOK_URL} must be an AWS::Lambda::Url whose TargetFunctionArn is {WEBHOOK}")
+    check("webhook function URL is public (Meta signs, IAM cannot)", url_props.get("AuthType") == "NONE",
+          f"{WEBHOOK_URL} AuthType is {url_props.get('AuthType')!r}, want NONE")
+    cond = (doc.get("Conditions") or {}).get(url.get("Condition") or "")
+    check("webhook function URL exists exactly when WebhookFront is FunctionUrl",
+          cond == {"Fn::Equals": [{"Ref": FRONT_PARAM}, "FunctionUrl"]},
+          f"{WEBHOOK_URL} needs a Condition that is !Equals [!Ref {FRONT_PARAM}, FunctionUrl]")
+    others = sorted(rid for rid, r in urls.items()
+                    if not t.refers_to((r.get("Properties") or {}).get("TargetFunctionArn"), WEBHOOK))
+    check("only the webhook has a function URL", not others,
+          f"function URLs on other functions: {', '.join(others)} (the dashboard stays on {HTTP_API})")
+    perms = [(r.get("Condition"), r.get("Properties") or {}) for r in t.resources.values()
+             if isinstance(r, dict) and r.get("Type") == "AWS::Lambda::Permission"]
+    url_perm = [p for c, p in perms if t.refers_to(p.get("FunctionName"), WEBHOOK)
+                and p.get("Action") == "lambda:InvokeFunctionUrl" and p.get("FunctionUrlAuthType") == "NONE"
+                and c == url.get("Condition")]
+    invoke_perm = [p for c, p in perms if t.refers_to(p.get("FunctionName"), WEBHOOK)
+                   and p.get("Action") == "lambda:InvokeFunction" and p.get("InvokedViaFunctionUrl") is True
+                   and c == url.get("Condition")]
+    check("webhook function URL may be invoked", bool(url_perm) and bool(invoke_perm),
+          f"{WEBHOOK} needs, under the URL's condition, a Permission lambda:InvokeFunctionUrl with "
+          "FunctionUrlAuthType NONE and one lambda:InvokeFunction with InvokedViaFunctionUrl: true")
+    public = [p for _, p in perms if p.get("Principal") == "*" and p.get("Action") != "lambda:InvokeFunctionUrl"
+              and p.get("InvokedViaFunctionUrl") is not True]
+    check("no public invoke outside the function URL", not public,
+          "a Permission lets anyone invoke a function directly (Principal * without InvokedViaFunctionUrl)")
+    reserved = t.props(WEBHOOK).get("ReservedConcurrentExecutions")
+    if isinstance(reserved, dict) and "Fn::If" in reserved:
+        reserved = reserved["Fn::If"][1]
+    reserved_n = t.number(reserved)
+    check("webhook throttled by reserved concurrency", reserved_n is not None and reserved_n > 0,
+          f"{WEBHOOK} ReservedConcurrentExecutions is {reserved_n!r}: the function URL has no other throttle")
+    web_out = json_text((doc.get("Outputs") or {}).get("WebhookUrl"))
+    check("WebhookUrl output names the function URL", "${" + WEBHOOK_URL + ".FunctionUrl}" in web_out,
+          f"Outputs.WebhookUrl must give !Sub \"${{{WEBHOOK_URL}.FunctionUrl}}webhook\" when the front is FunctionUrl")
 
     # --- outputs
     outputs = doc.get("Outputs") or {}
@@ -535,6 +604,38 @@ def self_test(doc: dict, code_env: set[str]) -> int:
          f"{ADMIN} builds binary admin"),
         ("admin logs without retention", lambda d: props(d, "AdminLogGroup").pop("RetentionInDays"), set(),
          f"{ADMIN} logs to a log group with retention"),
+        ("the webhook front defaults to the HTTP API",
+         lambda d: d["Parameters"][FRONT_PARAM].update(Default="HttpApi"), set(),
+         "WebhookFront defaults to FunctionUrl"),
+        ("no function URL", lambda d: d["Resources"].pop(WEBHOOK_URL), set(), "webhook has a function URL"),
+        ("an IAM-authenticated function URL", lambda d: props(d, WEBHOOK_URL).update(AuthType="AWS_IAM"), set(),
+         "webhook function URL is public (Meta signs, IAM cannot)"),
+        ("a function URL whatever the front", lambda d: res(d, WEBHOOK_URL).pop("Condition"), set(),
+         "webhook function URL exists exactly when WebhookFront is FunctionUrl"),
+        ("a function URL on the admin function",
+         lambda d: d["Resources"].update(AdminUrl={"Type": "AWS::Lambda::Url", "Properties": {
+             "TargetFunctionArn": {"Fn::GetAtt": [ADMIN, "Arn"]}, "AuthType": "NONE"}}), set(),
+         "only the webhook has a function URL"),
+        ("no lambda:InvokeFunction for the URL",
+         lambda d: [d["Resources"].pop(k) for k, r in list(d["Resources"].items())
+                    if r.get("Type") == "AWS::Lambda::Permission"
+                    and r["Properties"].get("Action") == "lambda:InvokeFunction"], set(),
+         "webhook function URL may be invoked"),
+        ("anyone may invoke the webhook directly",
+         lambda d: d["Resources"].update(OpenInvoke={"Type": "AWS::Lambda::Permission", "Properties": {
+             "Action": "lambda:InvokeFunction", "FunctionName": {"Ref": WEBHOOK}, "Principal": "*"}}), set(),
+         "no public invoke outside the function URL"),
+        ("no reserved concurrency on the webhook",
+         lambda d: props(d, WEBHOOK).pop("ReservedConcurrentExecutions"), set(),
+         "webhook throttled by reserved concurrency"),
+        ("no alarm on the URL's 5xx", lambda d: drop_alarm(d, "AWS/Lambda", "Url5xxCount"), set(),
+         "alarm on the webhook URL's 5xx"),
+        ("no alarm on webhook throttles", lambda d: drop_alarm(d, "AWS/Lambda", "Throttles"), set(),
+         "alarm on webhook throttles"),
+        ("WebhookUrl on the HTTP API only",
+         lambda d: d["Outputs"]["WebhookUrl"].update(
+             Value={"Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.amazonaws.com/webhook"}), set(),
+         "WebhookUrl output names the function URL"),
         ("no admin errors alarm",
          lambda d: [d["Resources"].pop(k) for k, r in list(d["Resources"].items())
                     if r.get("Type") == "AWS::CloudWatch::Alarm"

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes the sample Lambda events in events/ (used by tests and `cargo lambda invoke`).
 
-Webhook events are API Gateway HTTP API (payload v2) requests whose bodies are signed with the
+Webhook events are API Gateway HTTP API (payload v2) requests, and Lambda function URL requests
+(the same payload version with the URL's own requestContext: routeKey `$default`, account
+`anonymous`, a lambda-url domain) for the `webhook-function-url*` files; bodies are signed with the
 TEST app secret `alphadome-test-app-secret` (never a real one) and whose verify token is
 `alphadome-test-verify-token`. Bodies are serialised like Meta's: non-ASCII escaped as \\uXXXX.
 The demo tenants own phone_number_id 110000000001 (Kassangas) and 110000000002 (Nyota Salon).
@@ -67,6 +69,27 @@ def apigw(method, body=None, headers=None, query="", b64=False):
     return ev
 
 
+def function_url(method, body, headers):
+    """A Lambda function URL request (AuthType NONE), as Meta's POST to <url>/webhook arrives."""
+    url_id = "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6"
+    domain = f"{url_id}.lambda-url.us-east-1.on.aws"
+    h = {"content-type": "application/json", "user-agent": "facebookexternalua", "host": domain,
+         "x-forwarded-proto": "https", "x-forwarded-for": "173.252.0.1", "x-forwarded-port": "443",
+         "x-amzn-trace-id": "Root=1-6740a000-0123456789abcdef01234567", "accept": "*/*"}
+    h.update(headers)
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": "/webhook", "rawQueryString": "",
+        "headers": h,
+        "requestContext": {"accountId": "anonymous", "apiId": url_id, "domainName": domain, "domainPrefix": url_id,
+                           "http": {"method": method, "path": "/webhook", "protocol": "HTTP/1.1",
+                                    "sourceIp": "173.252.0.1", "userAgent": "facebookexternalua"},
+                           "requestId": str(uuid.uuid5(uuid.NAMESPACE_URL, "url" + body.decode("latin1"))),
+                           "routeKey": "$default", "stage": "$default",
+                           "time": "29/Nov/2026:09:00:00 +0000", "timeEpoch": 1795928400000},
+        "body": body.decode(), "isBase64Encoded": False,
+    }
+
+
 def group_id(job):
     # Mirrors Job::group_id: SHA-256 of "tenant:customer", first 32 hex digits.
     customer = job.get("from_wa_id") or job.get("from_user_id") or job.get("recipient_id")
@@ -102,6 +125,13 @@ def main():
     write("webhook-status-update.json", apigw("POST", body, {"x-hub-signature-256": sign(body)}))
     body = meta_bytes(text_message(KASSANGAS, "wamid.HBgMMjU0NzExMDAwMTExFQIAEhggQkFEU0lHTkFUVVJF", "254711000111", "Mallory", "hello"))
     write("webhook-bad-signature.json", apigw("POST", body, {"x-hub-signature-256": sign(body, b"not-the-app-secret")}))
+    # The same deliveries through the webhook's function URL (the template's default front).
+    body = meta_bytes(text_message(KASSANGAS, "wamid.HBgMMjU0NzExMDAwMTExFQIAEhggRlVOQ1RJT05VUkw=", "254711000111", "Wanjiku", "Do you sell guitar strings?"))
+    write("webhook-function-url.json", function_url("POST", body, {"x-hub-signature-256": sign(body)}))
+    # `read` for the reply .ci/lambda-local.sh's Graph stub accepts (it answers every send with
+    # wamid.stub): the webhook writes it to that outgoing message itself.
+    body = meta_bytes(status(KASSANGAS, "wamid.stub", "254711000111", "read"))
+    write("webhook-function-url-status.json", function_url("POST", body, {"x-hub-signature-256": sign(body)}))
 
     # SQS events for the responder (the webhook's job format, v1). Tenant ids are the demo's.
     kassangas_tenant = "8a3f1c2e-0000-4000-8000-00000000a001"

@@ -14,6 +14,13 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+# The cost model (scripts/cost.py) and its contract.
+if python3 scripts/test_cost.py 2>&1 | tee -a "$log" | tail -n 3; then
+  echo "test result: ok. 1 passed; 0 failed; 0 ignored (scripts/test_cost.py)" >>"$log"
+else
+  echo "test result: FAILED. 0 passed; 1 failed; 0 ignored (scripts/test_cost.py)" >>"$log"
+  status=1
+fi
 # The browser test (scripts/browser_test.py) drives a real `alphadome serve --dry-run`.
 if [ -x /usr/bin/chromium ] && python3 -c 'import playwright' 2>/dev/null; then
   if cargo build -q -p alphadome-cli && python3 scripts/browser_test.py; then

@@ -1,7 +1,10 @@
 //! The webhook's decisions, independent of how HTTP arrives (Lambda or `alphadome serve`):
 //! answer Meta's subscription handshake, verify each POST's signature on the raw bytes,
-//! route every message to the tenant that owns the receiving number, and enqueue one job per
-//! message and per status update. Meta gets 200 only once every job is enqueued.
+//! route every message to the tenant that owns the receiving number, enqueue one job per
+//! message, and write delivery statuses straight to Postgres (one round trip per tenant in a
+//! delivery; a status that comes before its message's wamid is recorded is kept and applied
+//! when it is: migrations/0023_webhook_statuses.sql). Meta gets 200 only once every job is
+//! enqueued and every status written.
 
 use moka::future::Cache;
 use secrecy::{ExposeSecret, SecretString};
@@ -17,7 +20,7 @@ use crate::job::Job;
 use crate::keys::KeyProvider;
 use crate::queue::JobQueue;
 use crate::store::{Store, TenantRoute};
-use crate::webhook::{self, extract_events, WebhookPayload};
+use crate::webhook::{self, extract_events, StatusUpdate, WebhookPayload};
 
 /// Meta sends payloads of up to 3 MB; anything larger is refused before it is read further.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -68,8 +71,17 @@ struct Outcome {
     tenants: Vec<TenantId>,
     messages: usize,
     statuses: usize,
+    /// Statuses kept until their message's wamid is recorded.
+    early_statuses: usize,
     unknown_numbers: usize,
     inactive: usize,
+}
+
+/// A delivery, verified and routed: the jobs to enqueue and the statuses to write.
+#[derive(Debug, Default)]
+struct Accepted {
+    jobs: Vec<Job>,
+    statuses: Vec<(TenantId, StatusUpdate)>,
 }
 
 impl WebhookError {
@@ -152,20 +164,32 @@ impl Ingress {
         let started = Instant::now();
         let (reply, outcome) = self.receive_inner(signature, body).await;
         let tenants: Vec<String> = outcome.tenants.iter().map(|t| t.to_string()).collect();
-        tracing::info!(
-            result = match &reply {
-                Ok(()) => "accepted",
-                Err(e) => e.as_word(),
-            },
-            tenants = ?tenants,
-            messages = outcome.messages,
-            statuses = outcome.statuses,
-            unknown_numbers = outcome.unknown_numbers,
-            inactive_tenants = outcome.inactive,
-            bytes = body.len(),
-            latency_us = started.elapsed().as_micros() as u64,
-            "webhook delivery"
-        );
+        macro_rules! delivery_line {
+            ($level:ident) => {
+                tracing::$level!(
+                    result = match &reply {
+                        Ok(()) => "accepted",
+                        Err(e) => e.as_word(),
+                    },
+                    tenants = ?tenants,
+                    messages = outcome.messages,
+                    statuses = outcome.statuses,
+                    early_statuses = outcome.early_statuses,
+                    unknown_numbers = outcome.unknown_numbers,
+                    inactive_tenants = outcome.inactive,
+                    bytes = body.len(),
+                    latency_us = started.elapsed().as_micros() as u64,
+                    "webhook delivery"
+                )
+            };
+        }
+        // Three of four deliveries are Meta's status callbacks: written and done, they log at
+        // debug, so `info` costs one line per customer message (logs are billed per GB).
+        if reply.is_ok() && outcome.messages == 0 && outcome.unknown_numbers == 0 {
+            delivery_line!(debug);
+        } else {
+            delivery_line!(info);
+        }
         reply
     }
 
@@ -175,30 +199,69 @@ impl Ingress {
         body: &[u8],
     ) -> (Result<(), WebhookError>, Outcome) {
         let mut outcome = Outcome::default();
-        let jobs = match self.accept(signature, body, &mut outcome).await {
-            Ok(jobs) => jobs,
+        let Accepted { jobs, statuses } = match self.accept(signature, body, &mut outcome).await {
+            Ok(accepted) => accepted,
             Err(e) => return (Err(e), outcome),
         };
-        if jobs.is_empty() {
-            return (Ok(()), outcome);
-        }
-        match self.queue.enqueue(&jobs).await {
-            Ok(()) => (Ok(()), outcome),
-            Err(e) => {
-                tracing::error!(error = %e, jobs = jobs.len(), "enqueue failed; Meta will retry");
-                (Err(WebhookError::Unavailable), outcome)
+        let enqueue = async {
+            if jobs.is_empty() {
+                return Ok(());
             }
-        }
+            self.queue.enqueue(&jobs).await.map_err(|e| {
+                tracing::error!(error = %e, jobs = jobs.len(), "enqueue failed; Meta will retry");
+                WebhookError::Unavailable
+            })
+        };
+        let (enqueued, written) = tokio::join!(enqueue, self.write_statuses(&statuses));
+        let reply = enqueued.and(written.map(|early| outcome.early_statuses = early));
+        (reply, outcome)
     }
 
-    /// Verifies, parses and routes a delivery into the jobs it yields, without enqueueing
-    /// them (the webhook's whole CPU path; benchmarked on its own).
+    /// Writes a delivery's statuses, one round trip per tenant (tenants concurrently); returns
+    /// how many were kept for a wamid not recorded yet. Any failure: `Unavailable`, so Meta
+    /// delivers again (writing a status twice moves and counts nothing twice).
+    async fn write_statuses(
+        &self,
+        statuses: &[(TenantId, StatusUpdate)],
+    ) -> Result<usize, WebhookError> {
+        let mut tenants: Vec<(TenantId, Vec<&StatusUpdate>)> = Vec::new();
+        for (tenant, status) in statuses {
+            match tenants.iter_mut().find(|(t, _)| t == tenant) {
+                Some((_, of_tenant)) => of_tenant.push(status),
+                None => tenants.push((*tenant, vec![status])),
+            }
+        }
+        let written = futures_util::future::join_all(
+            tenants
+                .iter()
+                .map(|(tenant, updates)| self.store.apply_statuses(*tenant, updates)),
+        )
+        .await;
+        let mut early = 0;
+        for ((tenant, updates), result) in tenants.iter().zip(written) {
+            match result {
+                Ok(results) => early += results.iter().filter(|r| r.pending).count(),
+                Err(e) => {
+                    tracing::error!(tenant_id = %tenant, statuses = updates.len(), error = %format!("{e:#}"), "writing statuses failed; Meta will retry");
+                    return Err(WebhookError::Unavailable);
+                }
+            }
+        }
+        Ok(early)
+    }
+
+    /// Verifies, parses and routes a delivery into the message jobs it yields, without
+    /// enqueueing them or writing its statuses (the webhook's whole CPU path; benchmarked on
+    /// its own).
     pub async fn jobs_for(
         &self,
         signature: Option<&[u8]>,
         body: &[u8],
     ) -> Result<Vec<Job>, WebhookError> {
-        self.accept(signature, body, &mut Outcome::default()).await
+        Ok(self
+            .accept(signature, body, &mut Outcome::default())
+            .await?
+            .jobs)
     }
 
     /// Pre-warms the routing cache, e.g. with every tenant at start-up.
@@ -219,7 +282,7 @@ impl Ingress {
         signature: Option<&[u8]>,
         body: &[u8],
         outcome: &mut Outcome,
-    ) -> Result<Vec<Job>, WebhookError> {
+    ) -> Result<Accepted, WebhookError> {
         if body.len() > MAX_BODY_BYTES {
             return Err(WebhookError::PayloadTooLarge);
         }
@@ -310,7 +373,7 @@ impl Ingress {
             );
         }
 
-        let mut jobs = Vec::new();
+        let mut accepted = Accepted::default();
         for event in extract_events(&payload) {
             if !trusted.contains(&event.phone_number_id) {
                 continue;
@@ -325,18 +388,23 @@ impl Ingress {
                     tracing::info!(tenant_id = %route.tenant_id, "tenant is inactive; event not enqueued");
                 }
                 Some(route) => {
-                    match &event.kind {
-                        webhook::EventKind::Message(_) => outcome.messages += 1,
-                        webhook::EventKind::Status(_) => outcome.statuses += 1,
-                    }
                     if !outcome.tenants.contains(&route.tenant_id) {
                         outcome.tenants.push(route.tenant_id);
                     }
-                    jobs.push(Job::new(route.tenant_id.0, event));
+                    match event.kind {
+                        webhook::EventKind::Message(_) => {
+                            outcome.messages += 1;
+                            accepted.jobs.push(Job::new(route.tenant_id.0, event));
+                        }
+                        webhook::EventKind::Status(status) => {
+                            outcome.statuses += 1;
+                            accepted.statuses.push((route.tenant_id, status));
+                        }
+                    }
                 }
             }
         }
-        Ok(jobs)
+        Ok(accepted)
     }
 
     /// The tenant that owns a number (cached; unknown numbers are cached too).

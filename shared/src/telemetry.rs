@@ -27,3 +27,19 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.with_writer(std::io::stderr).try_init(),
     };
 }
+
+/// A subscriber with the Lambda functions' JSON format (the settings of [`init`]) writing to
+/// `writer`, for measuring what the functions log (tests: log volume per message).
+pub fn json_subscriber<W>(filter: &str, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_target(false)
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_writer(writer)
+        .finish()
+}

@@ -268,7 +268,7 @@ async fn escaped_swahili_and_emoji_verify_on_the_exact_bytes_also_when_base64_en
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
-async fn a_status_update_becomes_a_status_job(pool: PgPool) {
+async fn a_status_update_is_written_by_the_webhook_not_enqueued(pool: PgPool) {
     let w = world(pool).await;
     assert_eq!(
         w.call(request(&event("webhook-status-update.json")))
@@ -276,10 +276,12 @@ async fn a_status_update_becomes_a_status_job(pool: PgPool) {
             .0,
         200
     );
-    let jobs = w.drain().await;
-    assert_eq!(jobs.len(), 1);
-    assert!(matches!(&jobs[0].job.kind, JobKind::Status(s) if s.status.to_string() == "delivered"));
-    assert!(jobs[0].dedup.ends_with(":delivered"));
+    assert_eq!(w.drain().await.len(), 0, "statuses are not queue jobs");
+    // Its message is not recorded here: the status is kept until it is.
+    assert_eq!(
+        pending_statuses(&w).await,
+        vec![(w.kassangas.id.0, "delivered".to_owned())]
+    );
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
@@ -423,9 +425,12 @@ async fn every_documented_message_type_parses_and_is_accepted(pool: PgPool) {
     for f in &files {
         let body = std::fs::read(f).unwrap();
         let payload = alphadome::webhook::WebhookPayload::from_slice(&body).unwrap();
-        // Fixtures that repeat a wamid are one job: SQS deduplicates them.
+        // Fixtures that repeat a wamid are one job: SQS deduplicates them. Statuses are
+        // written by the webhook, not enqueued.
         for e in alphadome::webhook::extract_events(&payload) {
-            if e.phone_number_id == FIXTURE_NUMBER {
+            if e.phone_number_id == FIXTURE_NUMBER
+                && matches!(e.kind, alphadome::webhook::EventKind::Message(_))
+            {
                 expected.insert(Job::new(w.kassangas.id.0, e).dedup_id());
             }
         }
@@ -677,4 +682,344 @@ async fn nul_characters_and_cut_off_emoji_are_cleaned_so_the_message_is_still_an
         }
         other => panic!("{other:?}"),
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Delivery statuses, written by the webhook itself (one round trip; migration 0023).
+
+fn status_payload(pnid: &str, wamid: &str, status: &str, pricing: bool) -> Vec<u8> {
+    let mut st = serde_json::json!({"id": wamid, "status": status, "timestamp": "1795928401",
+        "recipient_id": "254711000111"});
+    if pricing {
+        st["pricing"] = serde_json::json!({"billable": true, "pricing_model": "PMP",
+            "category": "utility", "type": "regular"});
+    }
+    if status == "failed" {
+        st["errors"] = serde_json::json!([{"code": 131026, "title": "Message undeliverable"}]);
+    }
+    serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "254700000001", "phone_number_id": pnid},
+            "statuses": [st]
+        }}]}]
+    }))
+    .unwrap()
+}
+
+/// The responder's three round trips for one answered message, through the store's own calls:
+/// claim `inbound`, record one reply, record Graph's answer `out` (the reply's wamid).
+async fn reply_sent(
+    w: &World,
+    tenant: &TenantSummary,
+    inbound: &str,
+    out: Option<&str>,
+) -> uuid::Uuid {
+    use alphadome::store::{BeginInbound, PlannedReply, RecordReplies};
+    let begun = w
+        .store
+        .begin_inbound_batch(
+            tenant.id,
+            120,
+            6,
+            &[BeginInbound {
+                wa_message_id: inbound,
+                phone: Some("254711000111"),
+                user_id: None,
+                profile_name: Some("Wanjiku"),
+                message_type: "text",
+                text: Some("hello"),
+                intent: None,
+                count_reply: true,
+                with_history: false,
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(begun[0].claimed);
+    let replies = [PlannedReply {
+        source: "faq",
+        text: "We open at 9.".into(),
+        to_customer: true,
+    }];
+    let recorded = w
+        .store
+        .record_replies_batch(
+            tenant.id,
+            &[RecordReplies {
+                wa_message_id: inbound,
+                user_id: begun[0].user_id,
+                inbound_status: "answered",
+                note: None,
+                reply_source: Some("faq"),
+                matched_entry_id: None,
+                ai_prompt_tokens: None,
+                ai_completion_tokens: None,
+                ai_cached_tokens: None,
+                ai_calls: 0,
+                budget_stop: false,
+                pause_minutes: None,
+                replies: &replies,
+            }],
+        )
+        .await
+        .unwrap();
+    let id = recorded[0][0].id;
+    if let Some(out) = out {
+        mark_sent(w, tenant, inbound, id, out).await;
+    }
+    id
+}
+
+async fn mark_sent(w: &World, tenant: &TenantSummary, inbound: &str, id: uuid::Uuid, out: &str) {
+    use alphadome::store::{MarkSent, SendResult};
+    let results = [SendResult {
+        id,
+        status: "sent",
+        sent_wa_message_id: Some(out.to_owned()),
+        error_code: None,
+    }];
+    w.store
+        .mark_sent_batch(
+            tenant.id,
+            &[MarkSent {
+                wa_message_id: inbound,
+                results: &results,
+                token_invalid: false,
+            }],
+        )
+        .await
+        .unwrap();
+}
+
+/// The outgoing row's status and error code, read in Postgres.
+async fn outgoing(w: &World, id: uuid::Uuid) -> (Option<String>, Option<i32>) {
+    sqlx::query_as("select status, error_code from public.conversations where id = $1")
+        .bind(id)
+        .fetch_one(w.store.pool())
+        .await
+        .unwrap()
+}
+
+/// Today's usage counter `key` of a tenant.
+async fn counted(w: &World, tenant: &TenantSummary, key: &str) -> i64 {
+    sqlx::query_scalar::<_, Option<i64>>(
+        "select (counts ->> $2)::bigint from alphadome.bot_usage_daily
+          where bot_tenant_id = $1 and day = (now() at time zone 'utc')::date",
+    )
+    .bind(tenant.id)
+    .bind(key)
+    .fetch_optional(w.store.pool())
+    .await
+    .unwrap()
+    .flatten()
+    .unwrap_or(0)
+}
+
+async fn pending_statuses(w: &World) -> Vec<(uuid::Uuid, String)> {
+    sqlx::query_as(
+        "select bot_tenant_id, status from alphadome.pending_statuses order by received_at, status",
+    )
+    .fetch_all(w.store.pool())
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn statuses_move_a_reply_forward_only_counted_once_and_enqueue_nothing(pool: PgPool) {
+    let w = world(pool).await;
+    let id = reply_sent(&w, &w.kassangas, "wamid.in.1", Some("wamid.out.1")).await;
+    assert_eq!(outgoing(&w, id).await.0.as_deref(), Some("sent"));
+
+    let w = &w;
+    let post = |status: &'static str| async move {
+        let body = status_payload(KASSANGAS, "wamid.out.1", status, true);
+        w.call(signed(&body)).await.0
+    };
+    assert_eq!(post("delivered").await, 200);
+    assert_eq!(outgoing(w, id).await.0.as_deref(), Some("delivered"));
+    assert_eq!(post("read").await, 200);
+    assert_eq!(outgoing(w, id).await.0.as_deref(), Some("read"));
+    // Late and repeated ones never move it back.
+    for late in ["delivered", "sent", "read"] {
+        assert_eq!(post(late).await, 200);
+        assert_eq!(
+            outgoing(w, id).await.0.as_deref(),
+            Some("read"),
+            "after a late {late}"
+        );
+    }
+    // Meta's pricing is counted once per message, however many statuses carry it.
+    assert_eq!(counted(w, &w.kassangas, "outbound:utility").await, 1);
+    assert_eq!(counted(w, &w.kassangas, "billable:utility").await, 1);
+    assert_eq!(w.drain().await.len(), 0, "no status became a queue job");
+    assert!(pending_statuses(w).await.is_empty());
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_status_that_comes_before_its_wamid_is_recorded_is_applied_when_it_is(pool: PgPool) {
+    let w = world(pool).await;
+    // Graph has answered the send and Meta already reports on it, but the responder has not
+    // recorded the reply's wamid yet.
+    let id = reply_sent(&w, &w.kassangas, "wamid.in.2", None).await;
+    for status in ["delivered", "sent"] {
+        let body = status_payload(KASSANGAS, "wamid.out.2", status, status == "sent");
+        assert_eq!(w.call(signed(&body)).await.0, 200);
+    }
+    assert_eq!(outgoing(&w, id).await.0.as_deref(), Some("pending"));
+    assert_eq!(pending_statuses(&w).await.len(), 2);
+
+    mark_sent(&w, &w.kassangas, "wamid.in.2", id, "wamid.out.2").await;
+    assert_eq!(
+        outgoing(&w, id).await.0.as_deref(),
+        Some("delivered"),
+        "the early statuses were applied when the wamid was recorded"
+    );
+    assert!(pending_statuses(&w).await.is_empty(), "and then forgotten");
+    assert_eq!(counted(&w, &w.kassangas, "outbound:utility").await, 1);
+
+    // A failure that comes early is applied (and counted) the same way.
+    let id = reply_sent(&w, &w.kassangas, "wamid.in.3", None).await;
+    let body = status_payload(KASSANGAS, "wamid.out.3", "failed", false);
+    assert_eq!(w.call(signed(&body)).await.0, 200);
+    mark_sent(&w, &w.kassangas, "wamid.in.3", id, "wamid.out.3").await;
+    assert_eq!(
+        outgoing(&w, id).await,
+        (Some("failed".into()), Some(131026))
+    );
+    assert_eq!(counted(&w, &w.kassangas, "failed_sends").await, 1);
+    assert_eq!(w.drain().await.len(), 0);
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_status_for_another_tenants_wamid_touches_nothing_of_theirs(pool: PgPool) {
+    let w = world(pool).await;
+    let id = reply_sent(&w, &w.kassangas, "wamid.in.4", Some("wamid.out.4")).await;
+    // Delivered to the salon's number, naming Kassangas' reply.
+    let body = status_payload(SALON, "wamid.out.4", "failed", true);
+    assert_eq!(w.call(signed(&body)).await.0, 200);
+    assert_eq!(outgoing(&w, id).await, (Some("sent".into()), None));
+    assert_eq!(counted(&w, &w.kassangas, "failed_sends").await, 0);
+    assert_eq!(counted(&w, &w.kassangas, "outbound:utility").await, 0);
+    // Kept for the salon, where no such message will ever be recorded (dropped after a day);
+    // a later status for Kassangas' reply still applies to it alone.
+    assert_eq!(
+        pending_statuses(&w).await,
+        vec![(w.salon.id.0, "failed".to_owned())]
+    );
+    let body = status_payload(KASSANGAS, "wamid.out.4", "read", false);
+    assert_eq!(w.call(signed(&body)).await.0, 200);
+    assert_eq!(outgoing(&w, id).await, (Some("read".into()), None));
+    assert_eq!(counted(&w, &w.salon, "failed_sends").await, 0);
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_status_the_database_cannot_take_is_500_so_meta_delivers_it_again(pool: PgPool) {
+    let w = world(pool).await;
+    // The number's route is cached by a first delivery, so only the status write meets the
+    // database that is gone.
+    let body = status_payload(KASSANGAS, "wamid.out.5", "delivered", false);
+    assert_eq!(w.call(signed(&body)).await.0, 200);
+    w.store.pool().close().await;
+    let body = status_payload(KASSANGAS, "wamid.out.5", "read", false);
+    let (status, reply) = w.call(signed(&body)).await;
+    assert_eq!(status, 500);
+    assert!(
+        !reply.contains("postgres") && !reply.contains("sql"),
+        "no internals in the body: {reply}"
+    );
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_function_url_request_is_served_like_an_http_api_one(pool: PgPool) {
+    let w = world(pool).await;
+    // The template's default front: a Lambda function URL event (routeKey `$default`, a
+    // lambda-url domain, account `anonymous`), parsed by lambda_http as production does.
+    let ev = event("webhook-function-url.json");
+    assert_eq!(ev["routeKey"], "$default");
+    assert_eq!(w.call(request(&ev)).await.0, 200);
+    let jobs = w.drain().await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].job.tenant_id, w.kassangas.id.0);
+    // A status through the URL is written, not enqueued.
+    assert_eq!(
+        w.call(request(&event("webhook-function-url-status.json")))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(w.drain().await.len(), 0);
+    assert_eq!(pending_statuses(&w).await.len(), 1);
+    // The signature is checked on the URL's body as on the API's.
+    let mut forged = event("webhook-function-url.json");
+    forged["body"] = forged["body"]
+        .as_str()
+        .unwrap()
+        .replace("guitar strings", "free guitars")
+        .into();
+    assert_eq!(w.call(request(&forged)).await.0, 401);
+    assert_eq!(w.drain().await.len(), 0);
+}
+
+/// Log lines written by the code under test, in the functions' JSON format.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_delivery_logs_one_short_line_at_info_per_message_and_none_per_status(pool: PgPool) {
+    use tracing::instrument::WithSubscriber;
+    let w = world(pool).await;
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let dispatch = tracing::Dispatch::new(alphadome::telemetry::json_subscriber(
+        "info,sqlx=warn",
+        move || writer.clone(),
+    ));
+    let take = || std::mem::take(&mut *logs.0.lock().unwrap());
+    let message = w
+        .call(request(&event("webhook-text-message.json")))
+        .with_subscriber(dispatch.clone())
+        .await;
+    assert_eq!(message.0, 200);
+    let message = String::from_utf8(take()).unwrap();
+    let status = w
+        .call(request(&event("webhook-status-update.json")))
+        .with_subscriber(dispatch.clone())
+        .await;
+    assert_eq!(status.0, 200);
+    let status = String::from_utf8(take()).unwrap();
+    // The figures scripts/cost.py uses (WEBHOOK_LOG_BYTES_*); run with --nocapture to see them.
+    eprintln!(
+        "webhook log bytes at info: message delivery {}, status delivery {}",
+        message.len(),
+        status.len()
+    );
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(message.contains("webhook delivery"), "{message}");
+    assert!(message.len() <= 400, "a short line: {message}");
+    assert_eq!(status, "", "a written status logs nothing at info");
+    // At debug the status delivery has its line.
+    let debug = tracing::Dispatch::new(alphadome::telemetry::json_subscriber("debug,sqlx=warn", {
+        let writer = logs.clone();
+        move || writer.clone()
+    }));
+    let again = w
+        .call(request(&event("webhook-status-update.json")))
+        .with_subscriber(debug)
+        .await;
+    assert_eq!(again.0, 200);
+    assert!(String::from_utf8(take())
+        .unwrap()
+        .contains("webhook delivery"));
 }

@@ -1,5 +1,11 @@
 //! Sending one message's recorded replies with the tenant's token, read receipts, and
 //! opening the tenant's sealed secrets only when something is to be sent.
+//!
+//! Concurrency: the messages of one wave (one per customer of an SQS batch) are sent at once
+//! (`steps::run_steps` joins their [`Responder::send_replies`]), so a batch of ten customers
+//! waits about one Graph latency, not ten; one message's replies go one after the other
+//! (the customer's answer before the owner's notice), and a customer's next message is in the
+//! next wave (tests: functions/responder/tests/parallel_sends.rs).
 
 use secrecy::SecretString;
 use tracing::Instrument;

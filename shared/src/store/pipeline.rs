@@ -127,7 +127,8 @@ pub struct SendResult {
 
 #[derive(Serialize)]
 struct ApplyStatus<'a> {
-    tenant_id: TenantId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<TenantId>,
     wa_message_id: &'a str,
     status: &'a str,
     error_code: Option<i64>,
@@ -255,7 +256,37 @@ impl Store {
         tenant_id: TenantId,
         update: &StatusUpdate,
     ) -> Result<bool, StoreError> {
-        let input = ApplyStatus {
+        let input = ApplyStatus::new(Some(tenant_id), update);
+        let v = call(self, "apply_status", &input).await?;
+        Ok(v.get("updated").and_then(|n| n.as_i64()).unwrap_or(0) > 0)
+    }
+
+    /// The webhook's write: every status of one tenant in a delivery, in one round trip
+    /// (migrations/0023_webhook_statuses.sql). Each moves its outgoing message forward only;
+    /// one whose wamid is not recorded yet is kept and applied when it is. Results in order.
+    pub async fn apply_statuses(
+        &self,
+        tenant_id: TenantId,
+        updates: &[&StatusUpdate],
+    ) -> Result<Vec<StatusApplied>, StoreError> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items: Vec<ApplyStatus<'_>> =
+            updates.iter().map(|u| ApplyStatus::new(None, u)).collect();
+        let batch = Batch {
+            tenant_id,
+            lease_seconds: None,
+            history_turns: None,
+            items: &items,
+        };
+        call_batch(self, "apply_statuses", &batch).await
+    }
+}
+
+impl<'a> ApplyStatus<'a> {
+    fn new(tenant_id: Option<TenantId>, update: &'a StatusUpdate) -> Self {
+        ApplyStatus {
             tenant_id,
             wa_message_id: &update.wa_message_id,
             status: update.status.as_str(),
@@ -264,8 +295,15 @@ impl Store {
             pricing_category: update.pricing_category.as_deref(),
             pricing_billable: update.pricing_billable,
             pricing_type: update.pricing_type.as_deref(),
-        };
-        let v = call(self, "apply_status", &input).await?;
-        Ok(v.get("updated").and_then(|n| n.as_i64()).unwrap_or(0) > 0)
+        }
     }
+}
+
+/// What became of one status the webhook wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct StatusApplied {
+    /// 1 when the message's status moved forward, else 0.
+    pub updated: i32,
+    /// Kept until the message's wamid is recorded.
+    pub pending: bool,
 }

@@ -15,7 +15,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::time::Duration;
 
 /// Every table that holds a tenant's data, and public.brands.
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "alphadome.bot_tenants",
     "alphadome.bot_templates",
     "alphadome.bot_training_data",
@@ -25,6 +25,7 @@ const TABLES: [&str; 9] = [
     "public.users",
     "public.subscriptions",
     "public.brands",
+    "alphadome.pending_statuses",
 ];
 
 /// A's customer and B's customer (one each, written by the pipeline).
@@ -44,6 +45,21 @@ async fn seed_every_table(pool: &PgPool) -> Seeded {
             .await
             .unwrap();
         assert!(out[0].claimed);
+        // A delivery status for a reply whose wamid is not recorded yet (kept until it is).
+        let early = alphadome::webhook::StatusUpdate {
+            wa_message_id: format!("wamid.owner-boundary.out.{}", t.id),
+            status: "delivered".to_owned().into(),
+            timestamp: 1,
+            recipient_id: Some(phone.into()),
+            recipient_user_id: None,
+            error_code: None,
+            error_title: None,
+            pricing_category: None,
+            pricing_billable: None,
+            pricing_type: None,
+        };
+        let kept = store.apply_statuses(t.id, &[&early]).await.unwrap();
+        assert!(kept[0].pending);
     }
     for table in TABLES {
         if table == "public.brands" {
@@ -307,6 +323,9 @@ async fn an_owner_cannot_write_conversations(pool: PgPool) {
         "delete from public.subscriptions".to_owned(),
         "update alphadome.bot_usage_counters set replies = 0".to_owned(),
         "delete from alphadome.bot_usage_counters".to_owned(),
+        "delete from alphadome.pending_statuses".to_owned(),
+        format!("insert into alphadome.pending_statuses (bot_tenant_id, wa_message_id, status, payload) values ('{a}', 'wamid.x', 'read', '{{}}')"),
+        format!("select alphadome.apply_statuses('{{\"tenant_id\": \"{a}\", \"items\": []}}'::jsonb)"),
         // Nor through the pipeline's functions.
         format!("select alphadome.begin_inbound_batch('{{\"tenant_id\": \"{a}\", \"items\": []}}'::jsonb)"),
         format!("select alphadome.act_for_tenant('{a}')"),

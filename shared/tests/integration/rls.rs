@@ -24,7 +24,7 @@ async fn count(tx: &mut Transaction<'static, Postgres>, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&mut **tx).await.unwrap()
 }
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "alphadome.bot_tenants",
     "alphadome.bot_templates",
     "alphadome.bot_training_data",
@@ -32,6 +32,7 @@ const TABLES: [&str; 7] = [
     "public.conversations",
     "public.users",
     "public.subscriptions",
+    "alphadome.pending_statuses",
 ];
 
 async fn seeded(pool: &PgPool) -> Seeded {
