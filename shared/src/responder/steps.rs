@@ -18,7 +18,9 @@ use crate::store::{
 enum Planned {
     NotClaimed,
     Plan(Plan),
-    Panicked,
+    /// Try this message again later: planning panicked, or a transient failure the plan
+    /// cannot answer around (a voice note the network could not fetch or transcribe yet).
+    Again(String),
 }
 
 /// A step the database refused for a reason that lies in the messages themselves (a value
@@ -218,43 +220,40 @@ impl Responder {
                         .catch_unwind()
                         .await
                     {
+                        Ok(Plan {
+                            retry: Some(why), ..
+                        }) => Planned::Again(why),
                         Ok(plan) => Planned::Plan(plan),
                         Err(_) => {
                             let _in_job = msg.span.enter();
                             tracing::error!("the responder panicked while deciding this message");
-                            Planned::Panicked
+                            Planned::Again("the responder panicked".into())
                         }
                     }
                 }
                 .boxed()
             }))
             .await;
-        let panicked: Vec<&Incoming<'_>> = messages
+        // Messages to try again are given back now, so the redelivery claims them at once.
+        let again_ids: Vec<&str> = messages
             .iter()
             .zip(&planned)
-            .filter(|(_, p)| matches!(p, Planned::Panicked))
-            .map(|(m, _)| m)
+            .filter(|(_, p)| matches!(p, Planned::Again(_)))
+            .map(|(m, _)| m.m.wa_message_id.as_str())
             .collect();
-        if !panicked.is_empty() {
-            let ids: Vec<&str> = panicked
-                .iter()
-                .map(|m| m.m.wa_message_id.as_str())
-                .collect();
-            if let Err(e) = self.store.release_claims(tenant, &ids).await {
+        if !again_ids.is_empty() {
+            if let Err(e) = self.store.release_claims(tenant, &again_ids).await {
                 tracing::warn!(error = %format!("{e:#}"), "could not release claims; they expire with their lease");
             }
         }
-        let plans: Vec<Option<Plan>> = planned
+        let (plans, again): (Vec<Option<Plan>>, Vec<Option<String>>) = planned
             .into_iter()
             .map(|p| match p {
-                Planned::Plan(plan) => Some(plan),
-                _ => None,
+                Planned::Plan(plan) => (Some(plan), None),
+                Planned::Again(why) => (None, Some(why)),
+                Planned::NotClaimed => (None, None),
             })
-            .collect();
-        let panicked: Vec<bool> = messages
-            .iter()
-            .map(|m| panicked.iter().any(|p| std::ptr::eq(*p, m)))
-            .collect();
+            .unzip();
         let records: Vec<RecordReplies<'_>> = messages
             .iter()
             .zip(&begins)
@@ -280,11 +279,11 @@ impl Responder {
                 }
                 return Ok(plans
                     .iter()
-                    .zip(&panicked)
-                    .map(|(plan, &panicked)| match plan {
-                        Some(_) => Err(e.clone()),
-                        None if panicked => Err(Retry("the responder panicked".into())),
-                        None => Ok(Outcome::Duplicate),
+                    .zip(&again)
+                    .map(|(plan, again)| match (plan, again) {
+                        (Some(_), _) => Err(e.clone()),
+                        (None, Some(why)) => Err(Retry(why.clone())),
+                        (None, None) => Ok(Outcome::Duplicate),
                     })
                     .collect());
             }
@@ -292,17 +291,20 @@ impl Responder {
         let mut recorded = recorded.into_iter();
         let steps: Vec<Step> = plans
             .into_iter()
-            .zip(&panicked)
-            .map(|(plan, &panicked)| match plan {
-                None if panicked => Step::Done(Err(Retry("the responder panicked".into()))),
-                None => Step::Done(Ok(Outcome::Duplicate)),
-                Some(Plan {
-                    silent: Some(why), ..
-                }) => {
+            .zip(again)
+            .map(|(plan, again)| match (plan, again) {
+                (None, Some(why)) => Step::Done(Err(Retry(why))),
+                (None, None) => Step::Done(Ok(Outcome::Duplicate)),
+                (
+                    Some(Plan {
+                        silent: Some(why), ..
+                    }),
+                    _,
+                ) => {
                     recorded.next();
                     Step::Done(Ok(Outcome::Silent(why)))
                 }
-                Some(plan) => Step::Send(plan, recorded.next().unwrap_or_default()),
+                (Some(plan), _) => Step::Send(plan, recorded.next().unwrap_or_default()),
             })
             .collect();
 
