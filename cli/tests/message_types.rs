@@ -18,6 +18,9 @@ use alphadome::testing::{spawn_app, StandIns, TEST_APP_SECRET};
 
 const AI_ANSWER: &str = "An answer from the model.";
 
+/// What a message's incoming row says once handled: (status, reply source, note).
+type Handled<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
+
 /// A fixture payload as Kassangas would receive it now: its business number, a fresh
 /// timestamp, a wamid and a customer of its own (so one type's hand-over pause does not
 /// silence the next).
@@ -122,7 +125,7 @@ async fn every_message_type_gets_its_defined_answer_through_serve_and_a_reaction
     // (fixture, status, reply source ("ai": the FAQ or the AI), note)
     let answered = |source: &'static str| ("answered", Some(source), None);
     let nothing = ("ignored", None, Some("not_answerable"));
-    let expected: Vec<(&str, (&str, Option<&str>, Option<&str>))> = vec![
+    let expected: Vec<(&str, Handled)> = vec![
         ("text", answered("ai")),
         ("interactive_button_reply", answered("ai")),
         ("interactive_list_reply", answered("ai")),
