@@ -84,6 +84,8 @@ OPTIONAL_ENV = {
     "TENANT_CACHE_TTL_SECS",
     # the built-in allowlist of models applies when unset
     "OPENAI_ALLOWED_MODELS",
+    # voice notes: gpt-4o-mini-transcribe applies when unset
+    "OPENAI_TRANSCRIBE_MODEL",
 } | SECRET_ENV
 # Names only one function reads. Any other name in config.rs must be set on BOTH functions,
 # so a setting added to the code defaults to "both" until someone says otherwise here.

@@ -105,6 +105,8 @@ fn bench(c: &mut Criterion) {
                     intent,
                     faq,
                     ai_available: true,
+                    can_transcribe: false,
+                    can_see_pictures: false,
                 };
                 match decide(&facts) {
                     Decision::Answer(e) => e.answer.len(),

@@ -142,6 +142,7 @@ impl App {
     pub fn responder_options(&self) -> ResponderOptions {
         ResponderOptions {
             default_model: self.settings.openai_model.clone(),
+            transcribe_model: self.settings.openai_transcribe_model.clone(),
             context_ttl: self.settings.tenant_cache_ttl,
             ai_limits: crate::responder::policy::AiLimits::for_settings(&self.settings),
             ..Default::default()

@@ -23,12 +23,15 @@ pub const DEFAULT_BRAND_ID: &str = "DEFAULT_BRAND_ID";
 pub const WHATSAPP_API_BASE_URL: &str = "WHATSAPP_API_BASE_URL";
 pub const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
 pub const OPENAI_MODEL: &str = "OPENAI_MODEL";
+pub const OPENAI_TRANSCRIBE_MODEL: &str = "OPENAI_TRANSCRIBE_MODEL";
 pub const TENANT_CACHE_TTL_SECS: &str = "TENANT_CACHE_TTL_SECS";
 pub const OPENAI_ALLOWED_MODELS: &str = "OPENAI_ALLOWED_MODELS";
 
 pub const DEFAULT_WHATSAPP_API_BASE_URL: &str = "https://graph.facebook.com/v25.0";
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
+/// The speech-to-text model voice notes are transcribed with.
+pub const DEFAULT_OPENAI_TRANSCRIBE_MODEL: &str = "gpt-4o-mini-transcribe";
 pub const DEFAULT_TENANT_KEY_SECRET_PREFIX: &str = "alphadome/tenant-keys/";
 pub const DEFAULT_LOCAL_KEY_DIR: &str = ".alphadome/keys";
 
@@ -69,6 +72,8 @@ pub struct Settings {
     pub whatsapp_api_base_url: String,
     pub openai_base_url: String,
     pub openai_model: String,
+    /// The speech-to-text model of voice notes (`OPENAI_TRANSCRIBE_MODEL`), on the same server.
+    pub openai_transcribe_model: String,
     /// Models a tenant's template may name (`OPENAI_ALLOWED_MODELS`, comma-separated);
     /// `None`: the built-in list.
     pub openai_allowed_models: Option<Vec<String>>,
@@ -209,6 +214,10 @@ impl Settings {
             whatsapp_api_base_url: url(WHATSAPP_API_BASE_URL, DEFAULT_WHATSAPP_API_BASE_URL)?,
             openai_base_url: url(OPENAI_BASE_URL, DEFAULT_OPENAI_BASE_URL)?,
             openai_model: get(OPENAI_MODEL).unwrap_or_else(|| DEFAULT_OPENAI_MODEL.into()),
+            openai_transcribe_model: get(OPENAI_TRANSCRIBE_MODEL)
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| DEFAULT_OPENAI_TRANSCRIBE_MODEL.into()),
             openai_allowed_models: get(OPENAI_ALLOWED_MODELS).map(|v| {
                 v.split(',')
                     .map(|m| m.trim().to_owned())
@@ -271,6 +280,9 @@ mod tests {
         let s = settings(&[]).unwrap();
         assert_eq!(s.whatsapp_api_base_url, "https://graph.facebook.com/v25.0");
         assert_eq!(s.openai_model, "gpt-4o-mini");
+        assert_eq!(s.openai_transcribe_model, "gpt-4o-mini-transcribe");
+        let s = settings(&[("OPENAI_TRANSCRIBE_MODEL", "whisper-1")]).unwrap();
+        assert_eq!(s.openai_transcribe_model, "whisper-1");
         assert_eq!(
             s.key_provider,
             KeyProviderSetting::Local {

@@ -1,6 +1,10 @@
 //! Outbound client for Meta's WhatsApp Cloud API (Graph API): sends text replies, template
-//! messages and read receipts with a tenant's token, and sorts Graph's failures into retry /
-//! renew token / give up.
+//! messages and read receipts with a tenant's token, downloads customers' media (`media`), and
+//! sorts Graph's failures into retry / renew token / give up.
+
+mod media;
+
+pub use media::{MediaError, MediaFile, MAX_AUDIO_BYTES, MAX_IMAGE_BYTES};
 
 use std::fmt;
 use std::time::Duration;
@@ -16,6 +20,10 @@ pub const MAX_TEXT_CHARS: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct WhatsAppClient {
     http: reqwest::Client,
+    /// For media downloads: redirects only to hosts that may carry the token.
+    media_http: reqwest::Client,
+    /// The configured base URL's origin, which may carry the token besides Meta's hosts.
+    origin: Option<media::Origin>,
     base_url: String,
 }
 
@@ -96,7 +104,13 @@ impl WhatsAppClient {
             .build()
             .expect("a reqwest client with only a timeout set always builds");
         let base_url = base_url.into().trim_end_matches('/').to_owned();
-        Self { http, base_url }
+        let origin = media::Origin::of(&base_url);
+        Self {
+            http,
+            media_http: media::media_http(timeout, origin.clone()),
+            origin,
+            base_url,
+        }
     }
 
     /// Sends `body` as text from the business number `phone_number_id` to `to`.

@@ -74,6 +74,46 @@ async fn no_token_key_full_phone_number_or_message_text_reaches_a_log_line(pool:
         ))
         .await;
 
+    // A voice note: its signed media URL and its transcript stay out of the logs too.
+    let media_url = format!("{}/files/VOICE1?mid=1&hash=SIGNEDMEDIAHASH", w.graph.uri());
+    Mock::given(method("GET"))
+        .and(path("/VOICE1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "url": media_url, "mime_type": "audio/ogg", "id": "VOICE1"
+        })))
+        .mount(&w.graph)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/files/VOICE1"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(b"OggS-voice".to_vec(), "audio/ogg"))
+        .mount(&w.graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/audio/transcriptions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "text": "a spoken secret about cello strings"
+        })))
+        .mount(&w.openai)
+        .await;
+    let mut voice = message_from(&w.a, A_PNID, "wamid.log4", "", "254711000999");
+    if let alphadome::job::JobKind::Message(m) = &mut voice.kind {
+        m.message_type = "audio".into();
+        m.text = None;
+        m.media_id = Some("VOICE1".into());
+    }
+    let _ = w.responder.handle_job(&voice).await;
+    assert_eq!(
+        w.openai
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.path() == "/audio/transcriptions")
+            .count(),
+        1,
+        "the voice note was transcribed"
+    );
+
     let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     assert!(text.contains("job handled"), "logs were captured: {text}");
     for (i, forbidden) in [
@@ -86,6 +126,8 @@ async fn no_token_key_full_phone_number_or_message_text_reaches_a_log_line(pool:
         secret_text,
         "braids for my wedding",
         "kuongea",
+        "SIGNEDMEDIAHASH",
+        "cello strings",
     ]
     .iter()
     .enumerate()

@@ -761,6 +761,12 @@ async fn reply_sent(
                 budget_stop: false,
                 pause_minutes: None,
                 replies: &replies,
+                transcript: None,
+                transcriptions: 0,
+                transcription_seconds: None,
+                transcription_input_tokens: None,
+                transcription_output_tokens: None,
+                image_inputs: 0,
             }],
         )
         .await

@@ -109,6 +109,17 @@ pub struct ResponderOptions {
     /// The time one wave of a batch may need at worst (an AI call, a send, the database
     /// steps): under a deadline, a wave starts only while this much time is left.
     pub wave_budget: Duration,
+    /// The speech-to-text model of voice notes (`OPENAI_TRANSCRIBE_MODEL`).
+    pub transcribe_model: String,
+    /// How long fetching a voice note or picture from Graph may take, both requests.
+    pub media_deadline: Duration,
+    /// How long a transcription may take, retries included.
+    pub transcribe_deadline: Duration,
+    /// While a voice note or picture is younger than this, a transient failure to fetch or
+    /// transcribe it retries the job (the queue redelivers it); after it, the customer gets
+    /// the polite request for words instead, so a voice note never ends in silence (SQS:
+    /// 5 receives 180 s apart outlast it).
+    pub media_retry_window: Duration,
 }
 
 impl Default for ResponderOptions {
@@ -122,6 +133,10 @@ impl Default for ResponderOptions {
             grounding_entries: 5,
             ai_limits: policy::AiLimits::default(),
             wave_budget: default_wave_budget(Duration::from_secs(10)),
+            transcribe_model: crate::config::DEFAULT_OPENAI_TRANSCRIBE_MODEL.to_owned(),
+            media_deadline: Duration::from_secs(6),
+            transcribe_deadline: Duration::from_secs(8),
+            media_retry_window: Duration::from_secs(5 * 60),
         }
     }
 }

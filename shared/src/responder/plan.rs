@@ -12,11 +12,12 @@ use crate::crypto::SecretColumn;
 use crate::domain::TenantId;
 use crate::intent::{detect_control_intent, ControlIntent};
 use crate::job::{Job, JobKind};
-use crate::openai::ChatRequest;
+use crate::openai::{AiError, AudioInput, ChatRequest, ImageInput, Transcript};
 use crate::store::{
     BeginInbound, EntryRecord, Inbound, PlannedReply, RecordReplies, TenantProblem,
 };
 use crate::webhook::InboundMessage;
+use crate::whatsapp::{MediaError, MAX_AUDIO_BYTES, MAX_IMAGE_BYTES};
 
 impl Responder {
     /// What is known of a message before it is claimed.
@@ -34,8 +35,19 @@ impl Responder {
             _ => None,
         };
         // Whether a key exists is enough here; it is opened only if the AI is asked.
-        let ai_available = ctx.settings.enable_ai_responses
-            && (t.ai_api_key.is_some() || self.platform_ai_key.is_some());
+        let has_key = t.ai_api_key.is_some() || self.platform_ai_key.is_some();
+        let ai_available = ctx.settings.enable_ai_responses && has_key;
+        // Media is fetched with the tenant's token from Graph (never in a dry run).
+        let fetchable = m.media_id.is_some() && matches!(self.outbox, Outbox::Graph(_));
+        let media = match m.message_type.as_str() {
+            "audio" if fetchable && has_key && ctx.settings.voice_notes_enabled => {
+                Some(MediaUse::Transcribe)
+            }
+            "image" if fetchable && ai_available && ctx.settings.pictures_enabled => {
+                Some(MediaUse::Show)
+            }
+            _ => None,
+        };
         Incoming {
             phone_number_id: &job.phone_number_id,
             m,
@@ -43,6 +55,7 @@ impl Responder {
             intent,
             faq,
             ai_available,
+            media,
             bot_enabled: t.is_active && ctx.settings.is_bot_enabled,
             span: job_span(job),
         }
@@ -85,6 +98,8 @@ impl Responder {
             intent: msg.intent,
             faq: msg.faq,
             ai_available: msg.ai_available,
+            can_transcribe: msg.media == Some(MediaUse::Transcribe) && !begin.ai_budget_exhausted,
+            can_see_pictures: msg.media == Some(MediaUse::Show) && !begin.ai_budget_exhausted,
         }
     }
 
@@ -97,11 +112,57 @@ impl Responder {
         facts: &Facts<'_>,
     ) -> Plan {
         let t = &ctx.record.tenant;
-        let m = msg.m;
         let business = t.client_name.as_str();
         let mut plan = Plan::default();
         let mut escalate: Option<policy::Handover> = None;
-        match policy::decide(facts) {
+        let first = policy::decide(facts);
+        // A voice note is transcribed, then its words decided on like a text's.
+        let mut transcript: Option<String> = None;
+        let mut not_heard = false;
+        if first == Decision::Transcribe {
+            match self.hear(ctx, msg).await {
+                Ok(heard) => {
+                    plan.transcriptions = 1;
+                    plan.transcription_seconds = heard.seconds.map(|s| s.max(0.0).ceil() as u64);
+                    plan.transcription_tokens = (heard.input_tokens, heard.output_tokens);
+                    transcript = Some(heard.text);
+                }
+                Err(Unheard::Again(why)) => {
+                    plan.retry = Some(why);
+                    return plan;
+                }
+                Err(Unheard::Failed(problem)) => {
+                    plan.problem = problem;
+                    not_heard = true;
+                }
+            }
+        }
+        let heard_facts = transcript.as_deref().map(|t| {
+            // Spoken words may ask for a person; STOP and START must be typed (they change
+            // the subscription when the message is claimed, before anything is heard).
+            let intent = detect_control_intent(t).filter(|i| *i == ControlIntent::Human);
+            Facts {
+                text: Some(t),
+                message_type: "text",
+                intent,
+                faq: intent.is_none().then(|| ctx.match_faq(t)).flatten(),
+                can_transcribe: false,
+                ..facts.clone()
+            }
+        });
+        let decision = match (&heard_facts, not_heard) {
+            (Some(heard), _) => policy::decide(heard),
+            (None, true) => Decision::AskForText(policy::Unreadable::VoiceNote),
+            (None, false) => first,
+        };
+        plan.transcript = transcript.clone();
+        // What the customer said, as the AI and the owner's notice see it.
+        let words = heard_facts.as_ref().and_then(|f| f.text).or(msg.text);
+        let quoted = match (&transcript, words) {
+            (Some(t), _) => Some(format!("(voice note) {t}")),
+            (None, w) => w.map(str::to_owned),
+        };
+        match decision {
             Decision::Silent(why) => {
                 if matches!(why, policy::Silence::NoToken) {
                     tracing::error!("tenant has no WhatsApp token; cannot reply");
@@ -136,22 +197,46 @@ impl Responder {
                 plan.budget_stop = true;
                 escalate = Some(policy::Handover::Unanswered);
             }
+            Decision::Transcribe => {
+                unreachable!("a transcript is decided on again, never transcribed twice")
+            }
             Decision::AskAi => {
-                let text = msg.text.unwrap_or_default();
+                let text = words.unwrap_or_default();
                 match self.ai_key(ctx).await {
-                    Ok(key) => match self.ask_ai(ctx, key.as_ref(), &begin.history, text).await {
-                        Ok(reply) => {
-                            plan.ai_calls = 1;
-                            plan.usage = (reply.prompt_tokens, reply.completion_tokens);
-                            plan.cached_tokens = reply.cached_tokens;
-                            plan.reply(Source::Ai, reply.text);
+                    Ok(key) => {
+                        // The picture, when the policy may show it (caption or not).
+                        let picture = if facts.can_see_pictures {
+                            match self.look(ctx, msg).await {
+                                Ok(image) => Some(image),
+                                Err(Unheard::Again(why)) => {
+                                    plan.retry = Some(why);
+                                    return plan;
+                                }
+                                Err(Unheard::Failed(_)) => None,
+                            }
+                        } else {
+                            None
+                        };
+                        if picture.is_none() && words.is_none() {
+                            // A bare picture that could not be fetched: ask for words.
+                            plan.reply(
+                                Source::Fallback,
+                                policy::ask_for_text_reply(policy::Unreadable::Media),
+                            );
+                        } else {
+                            plan.image_inputs = u32::from(picture.is_some());
+                            self.answer_with_ai(
+                                ctx,
+                                key.as_ref(),
+                                &begin.history,
+                                text,
+                                picture.as_ref(),
+                                &mut plan,
+                                &mut escalate,
+                            )
+                            .await;
                         }
-                        Err(e) => {
-                            plan.ai_calls = 1;
-                            tracing::warn!(error = %e, "AI failed; handing over to a person");
-                            escalate = Some(policy::Handover::Unanswered);
-                        }
-                    },
+                    }
                     Err(OpenError::Transient(why)) => {
                         plan.retry = Some(why);
                         return plan;
@@ -164,6 +249,49 @@ impl Responder {
             }
             Decision::Escalate(why) => escalate = Some(why),
         }
+        self.finish_plan(ctx, msg, begin, quoted.as_deref(), escalate, plan)
+    }
+
+    /// The AI's answer to `text` (and `picture`), or a hand-over when it fails.
+    #[allow(clippy::too_many_arguments)]
+    async fn answer_with_ai(
+        &self,
+        ctx: &TenantContext,
+        key: Option<&SecretString>,
+        history: &[crate::store::Turn],
+        text: &str,
+        picture: Option<&ImageInput>,
+        plan: &mut Plan,
+        escalate: &mut Option<policy::Handover>,
+    ) {
+        match self.ask_ai(ctx, key, history, text, picture).await {
+            Ok(reply) => {
+                plan.ai_calls = 1;
+                plan.usage = (reply.prompt_tokens, reply.completion_tokens);
+                plan.cached_tokens = reply.cached_tokens;
+                plan.reply(Source::Ai, reply.text);
+            }
+            Err(e) => {
+                plan.ai_calls = 1;
+                tracing::warn!(error = %e, "AI failed; handing over to a person");
+                *escalate = Some(policy::Handover::Unanswered);
+            }
+        }
+    }
+
+    /// The hand-over, the budget notice and the welcome message around the decided replies.
+    fn finish_plan(
+        &self,
+        ctx: &TenantContext,
+        msg: &Incoming<'_>,
+        begin: &Inbound,
+        quoted: Option<&str>,
+        escalate: Option<policy::Handover>,
+        mut plan: Plan,
+    ) -> Plan {
+        let t = &ctx.record.tenant;
+        let m = msg.m;
+        let business = t.client_name.as_str();
         if let Some(why) = escalate {
             plan.source = Some(Source::Escalation);
             plan.replies.push(PlannedReply {
@@ -179,7 +307,7 @@ impl Responder {
                         business,
                         customer,
                         m.profile_name.as_deref(),
-                        msg.text,
+                        quoted,
                         why,
                     ),
                     to_customer: false,
@@ -253,10 +381,22 @@ impl Responder {
         key: Option<&SecretString>,
         history: &[crate::store::Turn],
         text: &str,
+        picture: Option<&ImageInput>,
     ) -> Result<crate::openai::ChatReply, crate::openai::AiError> {
         let key = key.ok_or(crate::openai::AiError::Rejected { status: 401 })?;
         let template = ctx.record.template.as_ref();
-        let grounding = ctx.grounding_for(text, self.options.grounding_entries);
+        let k = self.options.grounding_entries;
+        let grounding = if text.trim().is_empty() {
+            // A picture without words: the tenant's first entries (by priority) ground it.
+            ctx.record.training.iter().take(k).collect()
+        } else {
+            ctx.grounding_for(text, k)
+        };
+        let text = if text.trim().is_empty() && picture.is_some() {
+            policy::PICTURE_WITHOUT_WORDS
+        } else {
+            text
+        };
         let limits = &self.options.ai_limits;
         let messages = policy::build_prompt_within(
             limits,
@@ -272,7 +412,7 @@ impl Responder {
             &self.options.default_model,
         );
         self.openai
-            .complete(
+            .complete_seeing(
                 key,
                 &ChatRequest {
                     model,
@@ -280,9 +420,100 @@ impl Responder {
                     max_tokens: limits.max_output_tokens,
                     temperature: 0.3,
                 },
+                picture,
                 self.options.ai_deadline,
             )
             .await
+    }
+
+    /// A transient failure while the message is young enough to try again; else a failure
+    /// the customer gets the polite request for words for.
+    fn again_or_give_up(&self, msg: &Incoming<'_>, why: String) -> Unheard {
+        let sent = Utc
+            .timestamp_opt(msg.m.timestamp, 0)
+            .single()
+            .unwrap_or_else(Utc::now);
+        let age = (Utc::now() - sent).to_std().unwrap_or_default();
+        if age < self.options.media_retry_window {
+            Unheard::Again(why)
+        } else {
+            tracing::warn!(reason = %why, "media still failing after the retry window; asking for words");
+            Unheard::Failed(None)
+        }
+    }
+
+    /// Downloads a message's media with the tenant's token, at most `max_bytes`.
+    async fn fetch_media(
+        &self,
+        ctx: &TenantContext,
+        msg: &Incoming<'_>,
+        max_bytes: u64,
+    ) -> Result<crate::whatsapp::MediaFile, Unheard> {
+        let (Outbox::Graph(client), Some(media_id)) = (&self.outbox, msg.m.media_id.as_deref())
+        else {
+            return Err(Unheard::Failed(None));
+        };
+        let token = match self.whatsapp_token(ctx).await {
+            Ok(token) => token,
+            Err(super::send::OpenError::Transient(why)) => {
+                return Err(self.again_or_give_up(msg, why))
+            }
+            // The replies cannot be sent either; the send step flags the tenant.
+            Err(super::send::OpenError::Permanent(_)) => return Err(Unheard::Failed(None)),
+        };
+        client
+            .download_media(
+                msg.phone_number_id,
+                &token,
+                media_id,
+                max_bytes,
+                self.options.media_deadline,
+            )
+            .await
+            .map_err(|e| match e {
+                MediaError::Retryable { .. } => self.again_or_give_up(msg, format!("graph: {e}")),
+                _ => Unheard::Failed(None),
+            })
+    }
+
+    /// A voice note's words: downloaded, transcribed with the tenant's AI key (or the
+    /// platform's), and dropped; the audio is never stored.
+    async fn hear(&self, ctx: &TenantContext, msg: &Incoming<'_>) -> Result<Transcript, Unheard> {
+        let key = match self.ai_key(ctx).await {
+            Ok(Some(key)) => key,
+            Ok(None) => return Err(Unheard::Failed(None)),
+            Err(OpenError::Transient(why)) => return Err(self.again_or_give_up(msg, why)),
+            // A tenant key that will not open never falls back to the platform's.
+            Err(OpenError::Permanent(problem)) => return Err(Unheard::Failed(Some(problem))),
+        };
+        let audio = self.fetch_media(ctx, msg, MAX_AUDIO_BYTES).await?;
+        let input = AudioInput {
+            bytes: &audio.bytes,
+            mime_type: &audio.mime_type,
+        };
+        self.openai
+            .transcribe(
+                &key,
+                &self.options.transcribe_model,
+                &input,
+                self.options.transcribe_deadline,
+            )
+            .await
+            .map_err(|e| match e {
+                AiError::Timeout | AiError::RateLimited | AiError::Server { .. } | AiError::Transport => {
+                    self.again_or_give_up(msg, format!("transcription: {e}"))
+                }
+                AiError::Rejected { .. } | AiError::Malformed => {
+                    tracing::warn!(error = %e, "voice note not transcribed; asking the customer to type");
+                    Unheard::Failed(None)
+                }
+            })
+    }
+
+    /// A picture, as the chat model's image input.
+    async fn look(&self, ctx: &TenantContext, msg: &Incoming<'_>) -> Result<ImageInput, Unheard> {
+        let picture = self.fetch_media(ctx, msg, MAX_IMAGE_BYTES).await?;
+        Ok(ImageInput::from_bytes(&picture.mime_type, &picture.bytes))
     }
 
     /// The answer policy for one message, without claiming, sending or logging
@@ -390,6 +621,8 @@ pub(super) struct Incoming<'a> {
     pub(super) intent: Option<ControlIntent>,
     pub(super) faq: Option<&'a EntryRecord>,
     pub(super) ai_available: bool,
+    /// What the media of this message may be used for, if anything.
+    pub(super) media: Option<MediaUse>,
     pub(super) bot_enabled: bool,
     pub(super) span: tracing::Span,
 }
@@ -421,11 +654,29 @@ impl Incoming<'_> {
 
     /// Whether the policy may hand this message to the AI (then its history is fetched too).
     pub(super) fn may_ask_ai(&self) -> bool {
-        self.ai_available
-            && self.faq.is_none()
+        self.faq.is_none()
             && self.intent.is_none()
-            && policy::words_of(&self.m.message_type, self.text).is_some()
+            && (self.media.is_some()
+                || (self.ai_available
+                    && policy::words_of(&self.m.message_type, self.text).is_some()))
     }
+}
+
+/// What a message's media may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MediaUse {
+    /// A voice note, transcribed and answered.
+    Transcribe,
+    /// A picture, shown to the chat model.
+    Show,
+}
+
+/// Why a voice note or picture was not used.
+pub(super) enum Unheard {
+    /// A transient failure: the job is tried again.
+    Again(String),
+    /// For good (with the tenant's problem, if it is one): ask the customer for words.
+    Failed(Option<TenantProblem>),
 }
 
 /// What the policy decided for one claimed message.
@@ -446,9 +697,16 @@ pub(super) struct Plan {
     /// A problem with the tenant's configuration this message ran into (flagged for the
     /// operator after the batch).
     pub(super) problem: Option<TenantProblem>,
-    /// Nothing can be decided now (the key store is unreachable): the claim is given back
-    /// and the message retried, nothing recorded.
+    /// A transient failure the plan cannot answer around: the job is tried again, nothing
+    /// is recorded.
     pub(super) retry: Option<String>,
+    /// A voice note's transcript, logged as the incoming message's text.
+    pub(super) transcript: Option<String>,
+    pub(super) transcriptions: u32,
+    pub(super) transcription_seconds: Option<u64>,
+    pub(super) transcription_tokens: (Option<u32>, Option<u32>),
+    /// A picture was shown to the chat model.
+    pub(super) image_inputs: u32,
 }
 
 impl Plan {
@@ -484,6 +742,12 @@ impl Plan {
             budget_stop: self.budget_stop,
             pause_minutes: self.pause,
             replies: &self.replies,
+            transcript: self.transcript.as_deref(),
+            transcriptions: self.transcriptions,
+            transcription_seconds: self.transcription_seconds,
+            transcription_input_tokens: self.transcription_tokens.0,
+            transcription_output_tokens: self.transcription_tokens.1,
+            image_inputs: self.image_inputs,
         }
     }
 }

@@ -90,6 +90,12 @@ pub struct Facts<'a> {
     pub intent: Option<ControlIntent>,
     pub faq: Option<&'a EntryRecord>,
     pub ai_available: bool,
+    /// A voice note may be transcribed: the tenant's switch is on, there is an AI key (the
+    /// tenant's or the platform's), a media id, and budget left.
+    pub can_transcribe: bool,
+    /// A picture may be shown to the chat model: the tenant's switch is on and the AI is
+    /// available (on, with a key and budget left).
+    pub can_see_pictures: bool,
 }
 
 /// What to do before any reply is written.
@@ -100,6 +106,8 @@ pub enum Decision<'a> {
     Control(ControlIntent),
     Answer(&'a EntryRecord),
     AskAi,
+    /// Transcribe the voice note, then decide again on its words (FAQ → AI → hand-over).
+    Transcribe,
     /// Hand over to a person: the customer asked, nothing else can answer, or an order came in.
     Escalate(Handover),
     /// Something without words we can read (media without caption, a voice note, a contact
@@ -123,7 +131,8 @@ pub enum Handover {
 pub enum Unreadable {
     /// A picture, video or document without a caption.
     Media,
-    /// A voice note or audio file (transcription is not built yet).
+    /// A voice note or audio file that is not transcribed (the tenant's switch is off, no AI
+    /// key, or the transcription failed).
     VoiceNote,
     /// A shared contact card, or a location without a name or address.
     Shared,
@@ -229,6 +238,13 @@ pub fn decide<'a>(f: &Facts<'a>) -> Decision<'a> {
     }
     match content {
         Content::Nothing => Decision::Silent(Silence::NotAnswerable),
+        Content::Unreadable(Unreadable::VoiceNote) if f.can_transcribe => Decision::Transcribe,
+        // A picture without a caption: the model looks at it (the plan adds it to the call).
+        Content::Unreadable(Unreadable::Media)
+            if f.message_type == "image" && f.can_see_pictures =>
+        {
+            Decision::AskAi
+        }
         Content::Unreadable(what) => Decision::AskForText(what),
         Content::Order(_) => Decision::Escalate(Handover::Order),
         Content::Words(_) if intent == Some(ControlIntent::Human) => {
@@ -290,12 +306,17 @@ pub fn budget_notice(business: &str, percent: i64) -> String {
     )
 }
 
+/// The user turn sent with a picture that came without a caption.
+pub const PICTURE_WITHOUT_WORDS: &str =
+    "(The customer sent this picture without a message. Say briefly what you see that matters \
+     to this business and how you can help with it.)";
+
 /// The polite request for words, for what the bot cannot read.
 pub fn ask_for_text_reply(what: Unreadable) -> String {
     match what {
-        Unreadable::VoiceNote => "Thanks for your voice note! I can't listen to voice notes yet - \
+        Unreadable::VoiceNote => "Thanks for your voice note! I can't listen to it right now - \
              please type your question and I'll help. \
-             / Asante! Siwezi kusikiliza sauti bado, tafadhali andika swali lako."
+             / Asante! Siwezi kusikiliza sauti sasa hivi, tafadhali andika swali lako."
             .to_owned(),
         Unreadable::Media | Unreadable::Shared => {
             "Thanks! I can only read text for now - please type your question and I'll help. \
@@ -355,6 +376,8 @@ pub fn escalation_template_parameters(
     let said = match text {
         Some(t) => truncate(&fold(t), 200),
         None if message_type == "order" => "(an order from the catalogue)".to_owned(),
+        None if message_type == "audio" => "(a voice note)".to_owned(),
+        None if message_type == "image" => "(a picture)".to_owned(),
         None => "(no text)".to_owned(),
     };
     vec![fold(business), who, said]
@@ -573,6 +596,8 @@ mod tests {
             intent: None,
             faq: e,
             ai_available: true,
+            can_transcribe: false,
+            can_see_pictures: false,
         }
     }
 
@@ -851,6 +876,92 @@ mod tests {
         assert_eq!(with_help, Decision::AskForText(Unreadable::VoiceNote));
         assert_eq!(without, Decision::AskForText(Unreadable::VoiceNote));
         assert!(ask_for_text_reply(Unreadable::VoiceNote).contains("voice note"));
+    }
+
+    #[test]
+    fn a_voice_note_is_transcribed_when_the_tenant_can_after_the_same_guards() {
+        let m = only("audio");
+        let can = Facts {
+            can_transcribe: true,
+            ..facts_of(&m, None, false)
+        };
+        assert_eq!(decide(&can), Decision::Transcribe);
+        for (stopped, why) in [
+            (
+                Facts {
+                    bot_enabled: false,
+                    ..can.clone()
+                },
+                Silence::BotDisabled,
+            ),
+            (
+                Facts {
+                    was_subscribed: false,
+                    ..can.clone()
+                },
+                Silence::Unsubscribed,
+            ),
+            (
+                Facts {
+                    replies_this_hour: Some(11),
+                    ..can.clone()
+                },
+                Silence::HourlyLimit,
+            ),
+        ] {
+            assert_eq!(decide(&stopped), Decision::Silent(why));
+        }
+        // Only a voice note is transcribed.
+        let image = only("image");
+        let bare = crate::webhook::InboundMessage {
+            text: None,
+            ..image.clone()
+        };
+        let f = Facts {
+            can_transcribe: true,
+            ..facts_of(&bare, None, false)
+        };
+        assert_eq!(decide(&f), Decision::AskForText(Unreadable::Media));
+    }
+
+    #[test]
+    fn a_bare_picture_goes_to_the_model_when_it_may_see_pictures_and_other_media_never() {
+        for name in ["image", "video", "document", "sticker"] {
+            let m = only(name);
+            let bare = crate::webhook::InboundMessage {
+                text: None,
+                ..m.clone()
+            };
+            let may = Facts {
+                can_see_pictures: true,
+                ..facts_of(&bare, None, true)
+            };
+            let expected = match name {
+                "image" => Decision::AskAi,
+                "sticker" => Decision::Silent(Silence::NotAnswerable),
+                _ => Decision::AskForText(Unreadable::Media),
+            };
+            assert_eq!(decide(&may), expected, "{name}");
+            let may_not = Facts {
+                can_see_pictures: false,
+                ..may.clone()
+            };
+            if name != "sticker" {
+                assert_eq!(
+                    decide(&may_not),
+                    Decision::AskForText(Unreadable::Media),
+                    "{name}"
+                );
+            }
+        }
+        // A caption is answered as text: the FAQ first, even when the model may see.
+        let m = only("image");
+        let e = entry();
+        let f = Facts {
+            can_see_pictures: true,
+            ..facts_of(&m, Some(&e), true)
+        };
+        assert_eq!(decide(&f), Decision::Answer(&e));
     }
 
     #[test]

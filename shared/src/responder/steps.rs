@@ -18,9 +18,9 @@ use crate::store::{
 enum Planned {
     NotClaimed,
     Plan(Plan),
-    /// Planning panicked, or needs what cannot be reached now (the key store): the claim is
-    /// given back and the message retried.
-    GivenBack(Retry),
+    /// Try this message again later: planning panicked, or a transient failure the plan
+    /// cannot answer around (a voice note the network could not fetch or transcribe yet).
+    Again(String),
 }
 
 /// A step the database refused for a reason that lies in the messages themselves (a value
@@ -220,45 +220,40 @@ impl Responder {
                         .catch_unwind()
                         .await
                     {
-                        Ok(mut plan) => match plan.retry.take() {
-                            Some(why) => Planned::GivenBack(Retry(why)),
-                            None => Planned::Plan(plan),
-                        },
+                        Ok(Plan {
+                            retry: Some(why), ..
+                        }) => Planned::Again(why),
+                        Ok(plan) => Planned::Plan(plan),
                         Err(_) => {
                             let _in_job = msg.span.enter();
                             tracing::error!("the responder panicked while deciding this message");
-                            Planned::GivenBack(Retry("the responder panicked".into()))
+                            Planned::Again("the responder panicked".into())
                         }
                     }
                 }
                 .boxed()
             }))
             .await;
-        let given_back: Vec<Option<Retry>> = planned
+        // Messages to try again are given back now, so the redelivery claims them at once.
+        let again_ids: Vec<&str> = messages
             .iter()
-            .map(|p| match p {
-                Planned::GivenBack(why) => Some(why.clone()),
-                _ => None,
-            })
-            .collect();
-        let ids: Vec<&str> = messages
-            .iter()
-            .zip(&given_back)
-            .filter(|(_, back)| back.is_some())
+            .zip(&planned)
+            .filter(|(_, p)| matches!(p, Planned::Again(_)))
             .map(|(m, _)| m.m.wa_message_id.as_str())
             .collect();
-        if !ids.is_empty() {
-            if let Err(e) = self.store.release_claims(tenant, &ids).await {
+        if !again_ids.is_empty() {
+            if let Err(e) = self.store.release_claims(tenant, &again_ids).await {
                 tracing::warn!(error = %format!("{e:#}"), "could not release claims; they expire with their lease");
             }
         }
-        let plans: Vec<Option<Plan>> = planned
+        let (plans, again): (Vec<Option<Plan>>, Vec<Option<String>>) = planned
             .into_iter()
             .map(|p| match p {
-                Planned::Plan(plan) => Some(plan),
-                _ => None,
+                Planned::Plan(plan) => (Some(plan), None),
+                Planned::Again(why) => (None, Some(why)),
+                Planned::NotClaimed => (None, None),
             })
-            .collect();
+            .unzip();
         let records: Vec<RecordReplies<'_>> = messages
             .iter()
             .zip(&begins)
@@ -284,10 +279,10 @@ impl Responder {
                 }
                 return Ok(plans
                     .iter()
-                    .zip(&given_back)
-                    .map(|(plan, back)| match (plan, back) {
+                    .zip(&again)
+                    .map(|(plan, again)| match (plan, again) {
                         (Some(_), _) => Err(e.clone()),
-                        (None, Some(why)) => Err(why.clone()),
+                        (None, Some(why)) => Err(Retry(why.clone())),
                         (None, None) => Ok(Outcome::Duplicate),
                     })
                     .collect());
@@ -296,9 +291,9 @@ impl Responder {
         let mut recorded = recorded.into_iter();
         let steps: Vec<Step> = plans
             .into_iter()
-            .zip(given_back)
-            .map(|(plan, back)| match (plan, back) {
-                (None, Some(why)) => Step::Done(Err(why)),
+            .zip(again)
+            .map(|(plan, again)| match (plan, again) {
+                (None, Some(why)) => Step::Done(Err(Retry(why))),
                 (None, None) => Step::Done(Ok(Outcome::Duplicate)),
                 (
                     Some(Plan {

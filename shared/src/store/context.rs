@@ -60,6 +60,18 @@ pub struct SettingsRecord {
     pub escalation_template_name: Option<String>,
     #[serde(default)]
     pub escalation_template_language: Option<String>,
+    /// Voice notes are transcribed and answered (with an AI key, the tenant's or the
+    /// platform's); off: the customer is asked to type.
+    #[serde(default = "yes")]
+    pub voice_notes_enabled: bool,
+    /// Pictures are shown to the chat model (with the AI on and a key); off: a caption is
+    /// answered as text, a bare picture gets a request for words.
+    #[serde(default = "yes")]
+    pub pictures_enabled: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl SettingsRecord {
@@ -87,6 +99,8 @@ impl Default for SettingsRecord {
             mark_messages_read: true,
             escalation_template_name: None,
             escalation_template_language: None,
+            voice_notes_enabled: true,
+            pictures_enabled: true,
         }
     }
 }

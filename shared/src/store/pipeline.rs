@@ -91,6 +91,27 @@ pub struct RecordReplies<'a> {
     pub budget_stop: bool,
     pub pause_minutes: Option<i32>,
     pub replies: &'a [PlannedReply],
+    /// A voice note's transcript: written as the incoming message's text, marked as one
+    /// (`is_transcript`, migration 0019).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<&'a str>,
+    /// Voice notes sent to the speech-to-text model for this message (0 or 1), with the
+    /// seconds and tokens the server reported: counted in the day's usage.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub transcriptions: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcription_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcription_input_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcription_output_tokens: Option<u32>,
+    /// Pictures shown to the chat model for this message (0 or 1).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub image_inputs: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A recorded reply: send it only when `send` is true.
