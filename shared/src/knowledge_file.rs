@@ -82,6 +82,28 @@ fn entry_from_raw(raw: RawEntry, line: u64) -> Result<NewEntry, KnowledgeFileErr
     })
 }
 
+/// Checks one entry typed into a form (the dashboard's Knowledge page) with the same rules as
+/// a file's row; the error names what is wrong.
+pub fn parse_entry(
+    question: &str,
+    answer: &str,
+    category: &str,
+    priority: &str,
+    data_type: &str,
+) -> Result<NewEntry, String> {
+    let raw = RawEntry {
+        question: Some(question.to_owned()),
+        answer: Some(answer.to_owned()),
+        category: Some(category.to_owned()),
+        priority: Some(serde_json::Value::String(priority.to_owned())),
+        data_type: Some(data_type.to_owned()).filter(|d| !d.trim().is_empty()),
+    };
+    entry_from_raw(raw, 1).map_err(|e| match e {
+        KnowledgeFileError::Row { reason, .. } => reason,
+        KnowledgeFileError::File(reason) => reason,
+    })
+}
+
 /// Parses CSV text.
 pub fn parse_csv(text: &str) -> Result<Vec<NewEntry>, KnowledgeFileError> {
     let mut reader = csv::ReaderBuilder::new()

@@ -408,6 +408,11 @@ pub struct TenantActions {
     pub store: Store,
     pub keys: KeyProvider,
     pub whatsapp: WhatsAppClient,
+    /// The responder's dry run ("Try it"); it never sends.
+    pub responder: crate::responder::Responder,
+    /// The models an owner may choose (the platform's allowlist) and the default.
+    pub ai_limits: crate::responder::policy::AiLimits,
+    pub default_model: String,
 }
 
 impl TenantActions {
