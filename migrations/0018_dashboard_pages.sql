@@ -45,6 +45,14 @@ create index if not exists users_paused_idx
     on public.users (bot_tenant_id, bot_paused_until)
     where bot_paused_until is not null;
 
+-- Conversations: customers by their latest message to the business, one ordered index scan
+-- per number (the page reads 26 customers, not every customer's history). A live database's
+-- users table may lack created_at; a customer who never wrote sorts last.
+create index if not exists users_tenant_latest_idx
+    on public.users (bot_tenant_id,
+                     (coalesce(last_inbound_at, timestamptz '1970-01-01 00:00:00+00')) desc,
+                     id desc);
+
 ---------------------------------------------------------------------------------------------
 -- Knowledge: "Unanswered" lists a tenant's newest customer messages the FAQ did not answer
 -- (their reply came from the AI, a fallback or a hand-over, or there was none).

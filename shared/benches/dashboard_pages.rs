@@ -114,7 +114,11 @@ async fn setup() -> Setup {
             "insert into public.conversations
                 (brand_id, bot_tenant_id, user_id, direction, message_text, message_type, status,
                  reply_source, wa_message_id, in_reply_to, created_at)
-             select $2, $1, md5($1::text || i)::uuid, d.direction,
+             select $2, $1,
+                    -- A hand-over notice goes to the owner: no customer on the row.
+                    case when d.direction = 'outgoing' and i % 20 = 0 then null
+                         else md5($1::text || i)::uuid end,
+                    d.direction,
                     case d.direction when 'incoming' then 'Do you have model ' || i || ' in stock?'
                                      else 'Yes, model ' || i || ' is in stock.' end,
                     'text', case d.direction when 'incoming' then 'answered' else 'delivered' end,

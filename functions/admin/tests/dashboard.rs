@@ -643,7 +643,7 @@ async fn the_list_pages_through_every_customer_once_newest_first(pool: PgPool) {
     sqlx::query(
         "with c as (
            insert into public.users (bot_tenant_id, brand_id, phone, full_name, last_inbound_at)
-           select $1, $2, '2547110' || lpad(g::text, 5, '0'), 'Customer ' || g, now()
+           select $1, $2, '2547110' || lpad(g::text, 5, '0'), 'Customer ' || g, now() - g * interval '1 minute'
            from generate_series(1, 30) g
            returning id, phone)
          insert into public.conversations (bot_tenant_id, brand_id, user_id, direction, message_text,

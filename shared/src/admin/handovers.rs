@@ -35,14 +35,17 @@ pub struct Handover {
 /// tenant's escalation notices (a partial index; the notice goes to the owner, so its
 /// customer is the one of the message it answers) and its paused customers (another).
 const WAITING: &str = "
-    with esc as (
-        select i.user_id, max(o.created_at) as at
+    with notice as (
+        select o.created_at,
+               (select i.user_id from public.conversations i
+                 where i.wa_message_id = o.in_reply_to and i.direction = 'incoming') as user_id
           from public.conversations o
-          join public.conversations i
-            on i.wa_message_id = o.in_reply_to and i.direction = 'incoming'
-         where o.reply_source = 'escalation' and o.direction = 'outgoing'
-           and i.user_id is not null
-         group by i.user_id),
+         where o.reply_source = 'escalation' and o.direction = 'outgoing'),
+    esc as (
+        select n.user_id, max(n.created_at) as at
+          from notice n
+         where n.user_id is not null
+         group by n.user_id),
     waiting as (
         select u.id, u.full_name, u.phone, u.bot_tenant_id, u.bot_paused_until,
                u.last_inbound_at, esc.at as escalated_at
