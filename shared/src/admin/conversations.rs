@@ -169,7 +169,7 @@ pub async fn list_customers(
         .context("listing the owner's customers")?;
         rows.append(&mut page);
     }
-    rows.sort_by(|a, b| (b.4, b.0).cmp(&(a.4, a.0)));
+    rows.sort_by_key(|r| std::cmp::Reverse((r.4, r.0)));
     rows.truncate(PAGE_SIZE as usize + 1);
     tx.commit()
         .await
