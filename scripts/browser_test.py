@@ -7,7 +7,10 @@ local stand-in for the Graph API, as Kassangas's owner on a 390 px wide phone sc
 signs in with a development token, sees A's conversations and not B's, opens a transcript
 whose customer wrote `<script>` (shown as text, not run), replies as a person (the stand-in
 receives it at A's number with A's token), sees the assistant stay quiet on the customer's
-next message, and saves a screenshot of every page to docs/screenshots/.
+next message, sees it among the hand-overs, adds and edits an FAQ entry on the Knowledge page
+(a simulated customer then gets the new answer, and "Try it" shows it), opens the unanswered
+messages, the Assistant and Settings pages, switches the assistant off there (the next message
+is not answered), and saves a screenshot of every page to docs/screenshots/.
 
 Usage: python3 scripts/browser_test.py [--alphadome target/debug/alphadome]
 Needs: DATABASE_URL (a Postgres superuser URL; a database is created and dropped), the
@@ -101,7 +104,9 @@ def main() -> int:
            if k not in ("SUPABASE_URL", "REPLY_QUEUE_URL", "PLATFORM_SECRET_ID", "ADMIN_DATABASE_URL")}
     env.update(DATABASE_URL=db_url, KEY_PROVIDER="local", LOCAL_KEY_DIR=str(work / "keys"),
                META_APP_SECRET="alphadome-test-app-secret", META_VERIFY_TOKEN="browser-verify",
-               WHATSAPP_API_BASE_URL=f"http://127.0.0.1:{graph.server_port}", RUST_LOG="warn")
+               WHATSAPP_API_BASE_URL=f"http://127.0.0.1:{graph.server_port}", RUST_LOG="warn",
+               # Settings edited on the dashboard reach the responder within a second.
+               TENANT_CACHE_TTL_SECS="1")
     env.pop("OPENAI_API_KEY", None)
 
     def cli(*argv: str) -> str:
@@ -213,6 +218,83 @@ def main() -> int:
                                 " order by created_at desc limit 1")
             expect(outgoing() == out_before and note == "paused_for_human",
                    f"the assistant stayed quiet (note {note!r})")
+
+            page.click("nav >> text=Hand-overs")
+            page.wait_for_url(f"{origin}/admin/handovers")
+            expect(A_CUSTOMER in page.inner_text("main") and B_CUSTOMER not in page.inner_text("main"),
+                   "the paused conversation waits among the hand-overs, B's does not")
+            expect(fits(), "hand-overs fit 390 px")
+            page.screenshot(path=str(SHOTS / "admin-handovers.png"), full_page=True)
+
+            # Knowledge: add an FAQ, then edit its answer.
+            page.click("nav >> text=Knowledge")
+            page.wait_for_url(f"{origin}/admin/knowledge")
+            page.fill("form[action='/admin/knowledge/entries'] input[name=question]",
+                      "What time do you open?")
+            page.fill("form[action='/admin/knowledge/entries'] textarea[name=answer]",
+                      "We open at 9 AM.")
+            page.click("form[action='/admin/knowledge/entries'] button[type=submit]")
+            page.wait_for_selector("text=Other phrasings")
+            page.fill("input[name=phrasing]", "mnafungua saa ngapi")
+            page.click("form[action='/admin/knowledge/phrasings'] button[type=submit]")
+            page.wait_for_selector("text=Phrasing added")
+            page.fill("textarea[name=answer]", "We open at 8 AM, Monday to Saturday.")
+            page.click("button:has-text('Save')")
+            page.wait_for_selector("text=Saved")
+            expect(fits(), "an entry fits 390 px")
+            page.screenshot(path=str(SHOTS / "admin-knowledge-entry.png"), full_page=True)
+
+            page.click("text=← Knowledge")
+            page.fill("input[name=text]", "what time do you open")
+            page.click("button:has-text('What would the assistant say?')")
+            page.wait_for_selector("text=From your FAQ")
+            expect("We open at 8 AM, Monday to Saturday." in page.inner_text("main"),
+                   "Try it shows the edited answer")
+            expect(fits(), "knowledge fits 390 px")
+            page.screenshot(path=str(SHOTS / "admin-knowledge.png"), full_page=True)
+
+            customer2 = "254711000444"
+            handled_before = handled()
+            write(A_PNID, customer2, "What time do you open?")
+            wait_for(lambda: handled() > handled_before, "the FAQ question to be handled")
+            answer = psql(db_url, "select message_text || '|' || reply_source from public.conversations"
+                                  " where direction = 'outgoing' order by created_at desc limit 1")
+            expect(answer == "We open at 8 AM, Monday to Saturday.|faq",
+                   f"the customer got the edited answer ({answer!r})")
+
+            page.click("text=Messages the FAQ did not answer")
+            page.wait_for_url(f"{origin}/admin/knowledge/unanswered*")
+            expect("guitars" in page.inner_text("main") and "braids" not in page.inner_text("main"),
+                   "A's unanswered messages only")
+            expect(fits(), "unanswered fits 390 px")
+            page.screenshot(path=str(SHOTS / "admin-unanswered.png"), full_page=True)
+            page.click("text=Do you have guitars?")
+            page.wait_for_selector("text=Add as a new FAQ")
+            expect(fits(), "teach fits 390 px")
+            page.screenshot(path=str(SHOTS / "admin-teach.png"), full_page=True)
+
+            page.click("nav >> text=Settings")
+            page.wait_for_url(f"{origin}/admin/settings")
+            expect(A_TOKEN not in page.content(), "the token is never shown")
+            expect(fits(), "settings fit 390 px")
+            page.screenshot(path=str(SHOTS / "admin-settings.png"), full_page=True)
+
+            # Assistant: switch it off; the next message is not answered.
+            page.click("nav >> text=Assistant")
+            page.wait_for_url(f"{origin}/admin/assistant")
+            expect(fits(), "assistant fits 390 px")
+            page.screenshot(path=str(SHOTS / "admin-assistant.png"), full_page=True)
+            page.click("button:has-text('Switch the assistant off')")
+            page.wait_for_selector("text=Switch the assistant on")
+            time.sleep(1.2)  # the responder's tenant cache (TENANT_CACHE_TTL_SECS=1)
+            out_before = outgoing()
+            handled_before = handled()
+            write(A_PNID, customer2, "What time do you open?")
+            wait_for(lambda: handled() > handled_before, "the message after switching off")
+            note = psql(db_url, "select note from public.conversations where direction = 'incoming'"
+                                " order by created_at desc limit 1")
+            expect(outgoing() == out_before and note == "bot_disabled",
+                   f"switched off, the next message is not answered (note {note!r})")
             browser.close()
         print(f"browser test: {len(failures)} failed; screenshots in {SHOTS.relative_to(ROOT)}/")
         return 1 if failures else 0

@@ -377,5 +377,10 @@ pub async fn run_demo(out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         KASSANGAS.phone_number_id
     )?;
+    writeln!(
+        out,
+        "\nThe Kassangas owner's dashboard (conversations, hand-overs, knowledge, settings):\n  alphadome admin token --tenant {} --email gideon@example.com --ttl 1h\n  alphadome serve --dry-run\n  then open http://127.0.0.1:3000/admin/login and paste the token.",
+        KASSANGAS.phone_number_id
+    )?;
     Ok(())
 }

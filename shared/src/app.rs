@@ -240,6 +240,12 @@ impl App {
             store: self.store.clone(),
             keys: self.keys.clone(),
             whatsapp: self.whatsapp(),
+            // Never used to send: "Try it" is `ask`'s dry run.
+            responder: self.responder(crate::responder::Outbox::DryRun(std::sync::Arc::new(
+                |_| {},
+            ))),
+            ai_limits: crate::responder::policy::AiLimits::for_settings(&self.settings),
+            default_model: self.settings.openai_model.clone(),
         }
     }
 

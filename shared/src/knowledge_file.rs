@@ -149,6 +149,29 @@ fn entry_from_raw(raw: RawEntry, line: u64) -> Result<(NewEntry, Vec<String>), K
     ))
 }
 
+/// Checks one entry typed into a form (the dashboard's Knowledge page) with the same rules as
+/// a file's row; the error names what is wrong.
+pub fn parse_entry(
+    question: &str,
+    answer: &str,
+    category: &str,
+    priority: &str,
+    data_type: &str,
+) -> Result<NewEntry, String> {
+    let raw = RawEntry {
+        question: Some(question.to_owned()),
+        answer: Some(answer.to_owned()),
+        category: Some(category.to_owned()),
+        priority: Some(serde_json::Value::String(priority.to_owned())),
+        data_type: Some(data_type.to_owned()).filter(|d| !d.trim().is_empty()),
+        phrasings: None,
+    };
+    entry_from_raw(raw, 1).map(|(entry, _)| entry).map_err(|e| match e {
+        KnowledgeFileError::Row { reason, .. } => reason,
+        KnowledgeFileError::File(reason) => reason,
+    })
+}
+
 impl KnowledgeFile {
     fn push(&mut self, (entry, phrasings): (NewEntry, Vec<String>)) {
         self.entries.push(entry);

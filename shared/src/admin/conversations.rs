@@ -31,6 +31,8 @@ pub struct CustomerLine {
     pub user_id: Uuid,
     pub name: Option<String>,
     pub phone: Option<String>,
+    /// The list's order: the customer's latest message to the business.
+    pub sort_at: DateTime<Utc>,
     pub last_at: DateTime<Utc>,
     pub last_direction: String,
     pub last_text: Option<String>,
@@ -121,35 +123,54 @@ pub async fn list_customers(
         Option<String>,
         Option<DateTime<Utc>>,
         DateTime<Utc>,
+        DateTime<Utc>,
         String,
         Option<String>,
         Option<String>,
     );
-    let rows: Vec<Row> = sqlx::query_as(
-        "select u.id, u.full_name, u.phone, u.bot_paused_until,
-                l.created_at, coalesce(l.direction, ''), l.message_text, l.message_type
-         from public.users u
-         cross join lateral (
-             select c.created_at, c.direction, c.message_text, c.message_type
-             from public.conversations c
-             where c.user_id = u.id and c.bot_tenant_id = u.bot_tenant_id
-             order by c.created_at desc
-             limit 1) l
-         where ($1::text is null or u.full_name ilike $1)
-           and ($2::text is null or u.phone like $2 or u.wa_user_id like $2)
-           and ($3::timestamptz is null or (l.created_at, u.id) < ($3, $4))
-         order by l.created_at desc, u.id desc
-         limit $5",
-    )
-    .persistent(false)
-    .bind(name)
-    .bind(digits)
-    .bind(after.map(|c| c.at))
-    .bind(after.map(|c| c.id))
-    .bind(PAGE_SIZE + 1)
-    .fetch_all(&mut *tx)
-    .await
-    .context("listing the owner's customers")?;
+    // One ordered index scan per number of the owner's (users_tenant_latest_idx, migration
+    // 0018): customers by their latest message to the business, the page's rows only, never
+    // the whole history. Owners have a number or two; their pages are merged here.
+    let tenants: Vec<Uuid> = sqlx::query_scalar("select id from alphadome.bot_tenants order by id")
+        .persistent(false)
+        .fetch_all(&mut *tx)
+        .await
+        .context("reading the owner's numbers")?;
+    let mut rows: Vec<Row> = Vec::new();
+    for tenant in tenants {
+        let mut page: Vec<Row> = sqlx::query_as(
+            "select u.id, u.full_name, u.phone, u.bot_paused_until,
+                    coalesce(u.last_inbound_at, timestamptz '1970-01-01 00:00:00+00'), l.created_at,
+                    coalesce(l.direction, ''), l.message_text, l.message_type
+             from public.users u
+             cross join lateral (
+                 select c.created_at, c.direction, c.message_text, c.message_type
+                 from public.conversations c
+                 where c.user_id = u.id and c.bot_tenant_id = u.bot_tenant_id
+                 order by c.created_at desc
+                 limit 1) l
+             where u.bot_tenant_id = $6
+               and ($1::text is null or u.full_name ilike $1)
+               and ($2::text is null or u.phone like $2 or u.wa_user_id like $2)
+               and ($3::timestamptz is null
+                    or (coalesce(u.last_inbound_at, timestamptz '1970-01-01 00:00:00+00'), u.id) < ($3, $4))
+             order by coalesce(u.last_inbound_at, timestamptz '1970-01-01 00:00:00+00') desc, u.id desc
+             limit $5",
+        )
+        .persistent(false)
+        .bind(&name)
+        .bind(&digits)
+        .bind(after.map(|c| c.at))
+        .bind(after.map(|c| c.id))
+        .bind(PAGE_SIZE + 1)
+        .bind(tenant)
+        .fetch_all(&mut *tx)
+        .await
+        .context("listing the owner's customers")?;
+        rows.append(&mut page);
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse((r.4, r.0)));
+    rows.truncate(PAGE_SIZE as usize + 1);
     tx.commit()
         .await
         .context("ending the owner's transaction")?;
@@ -157,22 +178,25 @@ pub async fn list_customers(
     let mut customers: Vec<CustomerLine> = rows
         .into_iter()
         .map(
-            |(user_id, name, phone, paused_until, last_at, dir, text, kind)| CustomerLine {
-                user_id,
-                name,
-                phone,
-                last_at,
-                last_direction: dir,
-                last_text: text,
-                last_type: kind,
-                paused: paused_until.is_some_and(|p| p > now),
+            |(user_id, name, phone, paused_until, sort_at, last_at, dir, text, kind)| {
+                CustomerLine {
+                    user_id,
+                    name,
+                    phone,
+                    sort_at,
+                    last_at,
+                    last_direction: dir,
+                    last_text: text,
+                    last_type: kind,
+                    paused: paused_until.is_some_and(|p| p > now),
+                }
             },
         )
         .collect();
     let next = if customers.len() as i64 > PAGE_SIZE {
         customers.truncate(PAGE_SIZE as usize);
         customers.last().map(|c| Cursor {
-            at: c.last_at,
+            at: c.sort_at,
             id: c.user_id,
         })
     } else {
@@ -408,6 +432,11 @@ pub struct TenantActions {
     pub store: Store,
     pub keys: KeyProvider,
     pub whatsapp: WhatsAppClient,
+    /// The responder's dry run ("Try it"); it never sends.
+    pub responder: crate::responder::Responder,
+    /// The models an owner may choose (the platform's allowlist) and the default.
+    pub ai_limits: crate::responder::policy::AiLimits,
+    pub default_model: String,
 }
 
 impl TenantActions {

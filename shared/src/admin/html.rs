@@ -1,22 +1,15 @@
-//! The dashboard's pages: plain server-rendered HTML, readable on a 360 px phone, no script,
-//! one stylesheet served by us. Every value that came from a customer, an owner or a token
-//! goes through [`escape`].
+//! The dashboard's pages: server-rendered askama templates (`shared/templates/admin/`),
+//! readable on a 360 px phone, no script, one stylesheet served by us. Askama escapes every
+//! value it prints into HTML, so a customer's `<script>` shows as text; nothing here builds
+//! markup by hand.
 
-/// HTML-escapes text for element content and double-quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+use askama::Template;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::conversations::{Customer, CustomerPage, MessageLine};
+use super::overview::Overview;
+use super::usage::{DayUsage, Usage};
 
 /// The stylesheet (`/admin/assets/admin.css`): the CSP allows no inline style.
 pub const STYLESHEET: &str = "\
@@ -26,7 +19,12 @@ main{max-width:40rem;margin:0 auto;padding:1rem}\
 h1{font-size:1.4rem;margin:.5rem 0 1rem;overflow-wrap:anywhere}\
 form{display:grid;gap:.6rem;margin:1rem 0}\
 label{display:grid;gap:.2rem;font-weight:600}\
-input,textarea{width:100%;font:inherit;padding:.6rem;border:1px solid #999;border-radius:.4rem}\
+input,textarea,select{width:100%;max-width:100%;font:inherit;padding:.6rem;border:1px solid #999;border-radius:.4rem;background:#fff}\
+.check{display:flex;gap:.5rem;align-items:center;font-weight:400}\
+.check input{width:auto}\
+.answer{white-space:pre-wrap;overflow-wrap:anywhere;margin:.4rem 0}\
+.danger{background:#b00020}\
+code{overflow-wrap:anywhere}\
 button{font:inherit;padding:.7rem 1rem;border:0;border-radius:.4rem;background:#135e3a;color:#fff}\
 .error{background:#fde8e8;border-left:4px solid #b00020;padding:.6rem}\
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));gap:.6rem;padding:0;list-style:none}\
@@ -57,254 +55,218 @@ th,td{padding:.3rem .4rem;text-align:right;border-bottom:1px solid #eee}\
 th:first-child,td:first-child{text-align:left}\
 ";
 
-/// A whole page around `body` (already escaped where needed).
-pub fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-<title>{title} · Alphadome</title>\
-<link rel=\"stylesheet\" href=\"/admin/assets/admin.css\"></head>\
-<body><main>{body}</main></body></html>\n",
-        title = escape(title),
-    )
+/// Renders a page. Our templates only print strings and numbers, whose formatting cannot
+/// fail; a failure still yields a page rather than a panic.
+fn render(page: &impl Template) -> String {
+    page.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "rendering a dashboard page failed");
+        "<!doctype html><title>Error</title><p>Something went wrong.</p>".to_owned()
+    })
 }
 
-/// The hidden CSRF field of every form.
-pub fn csrf_field(token: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf_token\" value=\"{}\">",
-        escape(token)
-    )
+/// A page of a heading, a few sentences and a link back (errors, refusals).
+#[derive(Template)]
+#[template(path = "admin/message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    heading: &'a str,
+    paragraphs: &'a [&'a str],
+    link: Option<(&'a str, &'a str)>,
+    nav: bool,
 }
 
-/// The sign-in page. `password` chooses Supabase's e-mail and password form; otherwise the
-/// development form takes a pasted access token.
-pub fn login_page(csrf: &str, password: bool, error: Option<&str>) -> String {
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
-    let form = if password {
-        format!(
-            "<form method=\"post\" action=\"/admin/login\">{csrf}\
-<label>E-mail<input type=\"email\" name=\"email\" autocomplete=\"username\" required></label>\
-<label>Password<input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label>\
-<button type=\"submit\">Sign in</button></form>",
-            csrf = csrf_field(csrf)
-        )
-    } else {
-        format!(
-            "<p class=\"muted\">Local development: paste a token from \
-<code>alphadome admin token --tenant T</code>.</p>\
-<form method=\"post\" action=\"/admin/session\">{csrf}\
-<label>Access token<textarea name=\"access_token\" rows=\"5\" required></textarea></label>\
-<button type=\"submit\">Sign in</button></form>",
-            csrf = csrf_field(csrf)
-        )
-    };
-    page(
-        "Sign in",
-        &format!("<h1>Sign in to your assistant</h1>{error}{form}"),
-    )
+/// A plain page: `heading`, the `paragraphs`, and optionally a link (`href`, label).
+pub fn message_page(
+    title: &str,
+    heading: &str,
+    paragraphs: &[&str],
+    link: Option<(&str, &str)>,
+) -> String {
+    render(&MessagePage {
+        title,
+        heading,
+        paragraphs,
+        link,
+        nav: false,
+    })
 }
 
-fn logout_form(csrf: &str) -> String {
-    format!(
-        "<form method=\"post\" action=\"/admin/logout\">{}<button type=\"submit\">Sign out</button></form>",
-        csrf_field(csrf)
-    )
+/// A page for an id that is not the owner's (or does not exist): the same answer for both.
+pub fn not_found_page() -> String {
+    render(&MessagePage {
+        title: "Not found",
+        heading: "Not found",
+        paragraphs: &["There is nothing here."],
+        link: Some(("/admin", "Back to the overview")),
+        nav: true,
+    })
+}
+
+/// Which sign-in form the page shows.
+pub enum LoginMode {
+    /// Supabase: e-mail and password, or a one-time code by e-mail.
+    Supabase,
+    /// Supabase, a code was sent to this address: the form that takes it.
+    Code(String),
+    /// Local development: a pasted access token.
+    Development,
+}
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+struct LoginPage<'a> {
+    csrf: &'a str,
+    mode: LoginMode,
+    error: Option<&'a str>,
+    notice: Option<&'a str>,
+}
+
+/// The sign-in page.
+pub fn login_page(
+    csrf: &str,
+    mode: LoginMode,
+    error: Option<&str>,
+    notice: Option<&str>,
+) -> String {
+    render(&LoginPage {
+        csrf,
+        mode,
+        error,
+        notice,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/no_brand.html")]
+struct NoBrandPage<'a> {
+    csrf: &'a str,
+    email: Option<&'a str>,
 }
 
 /// A signed-in user whose token names no business.
 pub fn no_brand_page(csrf: &str, email: Option<&str>) -> String {
-    let who = email
-        .map(|e| format!(" as {}", escape(e)))
-        .unwrap_or_default();
-    page(
-        "No business yet",
-        &format!(
-            "<h1>Welcome</h1><p>You are signed in{who}, but your account is not linked to a \
-business yet. Please ask the Alphadome team to link it; there is nothing to show until then.</p>{}",
-            logout_form(csrf)
-        ),
-    )
+    render(&NoBrandPage { csrf, email })
 }
 
-/// The overview of one business; `banner` (already HTML) goes above today's figures.
-pub fn overview_page(csrf: &str, o: &super::overview::Overview, banner: &str) -> String {
-    let name = o.business_name.as_deref().unwrap_or("Your business");
-    let assistants = if o.tenants.is_empty() {
-        "<p class=\"muted\">No WhatsApp number is set up yet.</p>".to_owned()
-    } else {
-        let items: String = o
-            .tenants
-            .iter()
-            .map(|t| {
-                format!(
-                    "<li>{} <span class=\"muted\">({})</span><br>Assistant: <b>{}</b> {}</li>",
-                    escape(&t.name),
-                    if t.is_active { "active" } else { "paused" },
-                    if t.assistant_enabled { "on" } else { "off" },
-                    assistant_switch(csrf, t.id, !t.assistant_enabled)
-                )
-            })
-            .collect();
-        format!("<h2>Numbers</h2><ul class=\"list\">{items}</ul>")
-    };
-    page(
-        name,
-        &format!(
-            "{}<h1>{}</h1>{banner}<h2>Today</h2><ul class=\"cards\">\
-<li><b>{}</b>messages received</li><li><b>{}</b>replies sent</li></ul>{assistants}{}",
-            nav(),
-            escape(name),
-            o.received_today,
-            o.replies_today,
-            logout_form(csrf)
-        ),
-    )
+#[derive(Template)]
+#[template(path = "admin/overview.html")]
+struct OverviewPage<'a> {
+    csrf: &'a str,
+    name: &'a str,
+    o: &'a Overview,
+    banner: Option<String>,
+    warnings: Vec<String>,
 }
 
-/// The dashboard's navigation.
-fn nav() -> &'static str {
-    "<nav><a href=\"/admin\">Overview</a><a href=\"/admin/conversations\">Conversations</a><a href=\"/admin/usage\">Usage</a></nav>"
+/// The overview of one business, with the budget warning (if any) and the warnings of its
+/// numbers (a token to replace, the hourly cap reached, failed sends today).
+pub fn overview_page(csrf: &str, o: &Overview, banner: Option<String>) -> String {
+    render(&OverviewPage {
+        csrf,
+        name: o.business_name.as_deref().unwrap_or("Your business"),
+        o,
+        banner,
+        warnings: o.warnings(),
+    })
+}
+
+/// The warning shown on the overview and the usage page once 80 % of a budget is used.
+pub fn budget_banner(u: &Usage) -> Option<String> {
+    match u.budget_percent() {
+        Some(p) if p >= 100 => Some(format!(
+            "This month's budget is used up ({p}%): the AI has stopped; FAQ answers and \
+hand-overs go on. It resets on the 1st, or ask the Alphadome team to raise it."
+        )),
+        Some(p) if p >= 80 => Some(format!(
+            "{p}% of this month's budget is used. At 100% the AI stops (FAQ answers and \
+hand-overs go on)."
+        )),
+        _ => None,
+    }
+}
+
+/// One bar of the usage chart, in the chart's coordinates.
+struct Bar {
+    label: String,
+    x: usize,
+    h: i64,
+    f: i64,
+    received: i64,
+    faq: i64,
+    ai: i64,
+    handovers: i64,
 }
 
 /// The 30-day chart: one bar a day for messages received, the part answered from the FAQ
-/// darker. Plain SVG drawn here (presentation attributes, no script, no inline CSS), so it
-/// renders under the dashboard's Content-Security-Policy and scales to a phone's width.
-pub fn usage_chart(days: &[super::usage::DayUsage]) -> String {
+/// darker. Plain SVG (presentation attributes, no script, no inline CSS), so it renders under
+/// the dashboard's Content-Security-Policy and scales to a phone's width.
+struct Chart {
+    width: usize,
+    height: i64,
+    bar: usize,
+    max: i64,
+    bars: Vec<Bar>,
+    first: String,
+    last: String,
+}
+
+fn day_label(d: Option<chrono::NaiveDate>) -> String {
+    d.map(|d| d.format("%d %b").to_string()).unwrap_or_default()
+}
+
+fn chart(days: &[DayUsage]) -> Chart {
     const W: usize = 300;
     const H: i64 = 100;
     let max = days.iter().map(|d| d.received).max().unwrap_or(0).max(1);
     let slot = W / days.len().max(1);
-    let bar = slot.saturating_sub(2).max(1);
-    let mut bars = String::new();
-    for (i, d) in days.iter().enumerate() {
-        let x = i * slot + 1;
-        let h = d.received * H / max;
-        let f = d.faq.min(d.received) * H / max;
-        let day = d
-            .day
-            .map(|d| d.format("%d %b").to_string())
-            .unwrap_or_default();
-        bars.push_str(&format!(
-            "<g><title>{day}: {} received, {} from the FAQ, {} by the AI, {} handed over</title>\
-<rect x=\"{x}\" y=\"{}\" width=\"{bar}\" height=\"{h}\" fill=\"#9cc3e6\"/>\
-<rect x=\"{x}\" y=\"{}\" width=\"{bar}\" height=\"{f}\" fill=\"#2f6fa8\"/></g>",
-            d.received,
-            d.faq,
-            d.ai,
-            d.handovers,
-            H - h,
-            H - f,
-        ));
+    let bars = days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Bar {
+            label: day_label(d.day),
+            x: i * slot + 1,
+            h: d.received * H / max,
+            f: d.faq.min(d.received) * H / max,
+            received: d.received,
+            faq: d.faq,
+            ai: d.ai,
+            handovers: d.handovers,
+        })
+        .collect();
+    Chart {
+        width: W,
+        height: H,
+        bar: slot.saturating_sub(2).max(1),
+        max,
+        bars,
+        first: day_label(days.first().and_then(|d| d.day)),
+        last: day_label(days.last().and_then(|d| d.day)),
     }
-    let first = days
-        .first()
-        .and_then(|d| d.day)
-        .map(|d| d.format("%d %b").to_string())
-        .unwrap_or_default();
-    let last = days
-        .last()
-        .and_then(|d| d.day)
-        .map(|d| d.format("%d %b").to_string())
-        .unwrap_or_default();
-    format!(
-        "<svg class=\"chart\" viewBox=\"0 0 {W} {}\" width=\"100%\" role=\"img\" \
-aria-label=\"Messages received per day, last 30 days (most: {max})\">{bars}\
-<text x=\"0\" y=\"{}\" font-size=\"9\" fill=\"#555\">{first}</text>\
-<text x=\"{W}\" y=\"{}\" font-size=\"9\" fill=\"#555\" text-anchor=\"end\">{last}</text></svg>",
-        H + 14,
-        H + 12,
-        H + 12,
-    )
 }
 
-/// The warning shown on the overview and the usage page once 80 % of a budget is used.
-pub fn budget_banner(u: &super::usage::Usage) -> String {
-    match u.budget_percent() {
-        Some(p) if p >= 100 => format!(
-            "<p class=\"warning\">This month's budget is used up ({p}%): the AI has stopped; \
-FAQ answers and hand-overs go on. It resets on the 1st, or ask the Alphadome team to raise it.</p>"
-        ),
-        Some(p) if p >= 80 => format!(
-            "<p class=\"warning\">{p}% of this month's budget is used. At 100% the AI stops \
-(FAQ answers and hand-overs go on).</p>"
-        ),
-        _ => String::new(),
-    }
+#[derive(Template)]
+#[template(path = "admin/usage.html")]
+struct UsagePage<'a> {
+    u: &'a Usage,
+    banner: Option<String>,
+    chart: Chart,
+    rows: Vec<(String, &'a DayUsage)>,
 }
 
 /// The usage page: the chart, this month against the budgets, the days in a table.
-pub fn usage_page(u: &super::usage::Usage) -> String {
-    let budget = |used: i64, limit: Option<i64>, what: &str| match limit {
-        Some(l) => format!("<li><b>{used} / {l}</b>{what} this month (budget)</li>"),
-        None => format!("<li><b>{used}</b>{what} this month (no budget)</li>"),
-    };
-    let banner = budget_banner(u);
-    let rows: String = u
-        .days
-        .iter()
-        .rev()
-        .filter(|d| d.received > 0 || d.ai_tokens > 0)
-        .map(|d| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                d.day
-                    .map(|d| d.format("%d %b").to_string())
-                    .unwrap_or_default(),
-                d.received,
-                d.faq,
-                d.ai,
-                d.handovers,
-                d.ai_tokens
-            )
-        })
-        .collect();
-    let table = if rows.is_empty() {
-        "<p class=\"muted\">No messages in the last 30 days.</p>".to_owned()
-    } else {
-        format!(
-            "<table><thead><tr><th>Day</th><th>In</th><th>FAQ</th><th>AI</th><th>Hand-overs</th>\
-<th>AI tokens</th></tr></thead><tbody>{rows}</tbody></table>"
-        )
-    };
-    page(
-        "Usage",
-        &format!(
-            "{}<h1>Usage</h1>{banner}<h2>Last 30 days</h2>{}\
-<p class=\"muted\">Messages received per day; the darker part was answered from your FAQ.</p>\
-<h2>This month</h2><ul class=\"cards\"><li><b>{}</b>messages received</li>\
-<li><b>{}</b>answered from the FAQ</li><li><b>{}</b>answered by the AI</li>\
-<li><b>{}</b>handed over</li><li><b>{}</b>failed sends</li>{}{}</ul><h2>By day</h2>{table}",
-            nav(),
-            usage_chart(&u.days),
-            u.month.received,
-            u.month.faq,
-            u.month.ai,
-            u.month.handovers,
-            u.month.failed_sends,
-            budget(u.month_messages_out, u.message_budget, "messages sent"),
-            budget(u.month.ai_tokens, u.ai_budget, "AI tokens"),
-        ),
-    )
-}
-
-/// The form that switches one number's assistant to `enable`.
-fn assistant_switch(csrf: &str, tenant: uuid::Uuid, enable: bool) -> String {
-    format!(
-        "<form class=\"inline\" method=\"post\" action=\"/admin/assistant\">{}\
-<input type=\"hidden\" name=\"tenant_id\" value=\"{tenant}\">\
-<input type=\"hidden\" name=\"enabled\" value=\"{}\">\
-<button type=\"submit\">{}</button></form>",
-        csrf_field(csrf),
-        if enable { "on" } else { "off" },
-        if enable {
-            "Switch the assistant on"
-        } else {
-            "Switch the assistant off"
-        }
-    )
+pub fn usage_page(u: &Usage) -> String {
+    render(&UsagePage {
+        u,
+        banner: budget_banner(u),
+        chart: chart(&u.days),
+        rows: u
+            .days
+            .iter()
+            .rev()
+            .filter(|d| d.received > 0 || d.ai_tokens > 0)
+            .map(|d| (day_label(d.day), d))
+            .collect(),
+    })
 }
 
 /// Percent-encodes a query-string value.
@@ -319,7 +281,8 @@ pub fn url_encode(s: &str) -> String {
         .collect()
 }
 
-fn short(text: &str, max: usize) -> String {
+/// `text` cut at `max` characters, with an ellipsis when cut.
+pub fn short(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max).collect();
     if text.chars().count() > max {
         out.push('…');
@@ -327,74 +290,65 @@ fn short(text: &str, max: usize) -> String {
     out
 }
 
-fn when(at: chrono::DateTime<chrono::Utc>) -> String {
+/// A moment as the pages show it.
+pub fn when(at: DateTime<Utc>) -> String {
     at.format("%d %b %H:%M UTC").to_string()
 }
 
+/// One line of the conversations list, ready to print.
+struct CustomerItem {
+    id: Uuid,
+    who: String,
+    number: String,
+    paused: bool,
+    mine: bool,
+    last: String,
+    at: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/conversations.html")]
+struct ConversationsPage<'a> {
+    q: &'a str,
+    lines: Vec<CustomerItem>,
+    next: Option<String>,
+}
+
 /// The conversations list: customers by latest message, a search box, the next page.
-pub fn conversations_page(q: &str, page_of: &super::conversations::CustomerPage) -> String {
-    let items: String = page_of
+pub fn conversations_page(q: &str, page_of: &CustomerPage) -> String {
+    let lines = page_of
         .customers
         .iter()
-        .map(|c| {
-            let who = c.name.as_deref().filter(|n| !n.trim().is_empty()).unwrap_or("Customer");
-            let number = c.phone.as_deref().unwrap_or("");
-            let last = match c.last_text.as_deref() {
+        .map(|c| CustomerItem {
+            id: c.user_id,
+            who: c
+                .name
+                .as_deref()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or("Customer")
+                .to_owned(),
+            number: c.phone.clone().unwrap_or_default(),
+            paused: c.paused,
+            mine: c.last_direction == "outgoing",
+            last: match c.last_text.as_deref() {
                 Some(t) => short(t, 90),
                 None => format!("({})", c.last_type.as_deref().unwrap_or("message")),
-            };
-            let arrow = if c.last_direction == "outgoing" { "You: " } else { "" };
-            let paused = if c.paused {
-                " <span class=\"badge\">assistant paused</span>"
-            } else {
-                ""
-            };
-            format!(
-                "<li><a href=\"/admin/conversations/{id}\"><b>{who}</b> <span class=\"muted\">{number}</span>{paused}\
-<span class=\"meta\">{arrow}{last}</span><span class=\"meta\">{at}</span></a></li>",
-                id = c.user_id,
-                who = escape(who),
-                number = escape(number),
-                arrow = arrow,
-                last = escape(&last),
-                at = when(c.last_at),
-            )
+            },
+            at: when(c.last_at),
         })
         .collect();
-    let list = if items.is_empty() {
-        if q.is_empty() {
-            "<p class=\"muted\">No conversations yet.</p>".to_owned()
+    let next = page_of.next.as_ref().map(|next| {
+        let q = if q.is_empty() {
+            String::new()
         } else {
-            "<p class=\"muted\">No customer matches that search.</p>".to_owned()
-        }
-    } else {
-        format!("<ul class=\"list\">{items}</ul>")
-    };
-    let more = match &page_of.next {
-        Some(next) => {
-            let q = if q.is_empty() {
-                String::new()
-            } else {
-                format!("&amp;q={}", url_encode(q))
-            };
-            format!(
-                "<p><a href=\"/admin/conversations?after={}{q}\">Older conversations</a></p>",
-                url_encode(&next.encode())
-            )
-        }
-        None => String::new(),
-    };
-    page(
-        "Conversations",
-        &format!(
-            "{}<h1>Conversations</h1>\
-<form class=\"search\" method=\"get\" action=\"/admin/conversations\" role=\"search\">\
-<input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"Name or last digits\" aria-label=\"Search\">\
-<button type=\"submit\">Search</button></form>{list}{more}",
-            nav(),
-            escape(q)
-        ),
-    )
+            format!("&q={}", url_encode(q))
+        };
+        format!(
+            "/admin/conversations?after={}{q}",
+            url_encode(&next.encode())
+        )
+    });
+    render(&ConversationsPage { q, lines, next })
 }
 
 /// What the transcript page says above the reply box.
@@ -410,7 +364,25 @@ pub enum Flash {
     Unavailable,
 }
 
-fn source_label(source: &str) -> &'static str {
+impl Flash {
+    /// The class and sentence of the message, if any.
+    fn message(self) -> Option<(&'static str, &'static str, &'static str)> {
+        let (class, text) = match self {
+            Flash::None => return None,
+            Flash::Sent => ("ok", "Sent. The assistant stays quiet with this customer until you resume it."),
+            Flash::Resumed => ("ok", "The assistant answers this customer again."),
+            Flash::WindowClosed => ("error", "Not sent: the 24-hour window is closed. WhatsApp lets a business write freely only within 24 hours of the customer's last message. You can reply as soon as they write again."),
+            Flash::SendFailed => ("error", "Not sent: WhatsApp did not accept the message. Please try again in a minute."),
+            Flash::TokenProblem => ("error", "Not sent: this number's WhatsApp token needs replacing (Settings)."),
+            Flash::BadText => ("error", "Not sent: write a message of up to 4,096 characters."),
+            Flash::Unavailable => ("error", "Replying is unavailable right now. Please try again later."),
+        };
+        Some((class, if class == "ok" { "status" } else { "alert" }, text))
+    }
+}
+
+/// How a reply's source is named on the page.
+pub fn source_label(source: &str) -> &'static str {
     match source {
         "faq" => "FAQ",
         "canned" => "canned answer",
@@ -425,7 +397,7 @@ fn source_label(source: &str) -> &'static str {
 }
 
 /// The status of one outgoing message, with Meta's reason for a failure.
-fn delivery(m: &super::conversations::MessageLine) -> String {
+fn delivery(m: &MessageLine) -> String {
     let status = m.status.as_deref().unwrap_or("unknown");
     if status == "failed" {
         let reason = match (m.error_title.as_deref(), m.error_code) {
@@ -436,108 +408,414 @@ fn delivery(m: &super::conversations::MessageLine) -> String {
             (None, Some(c)) => format!("code {c}"),
             (None, None) => "no answer from WhatsApp".to_owned(),
         };
-        format!("failed: {}", escape(&reason))
+        format!("failed: {reason}")
     } else {
-        escape(status)
+        status.to_owned()
     }
+}
+
+struct MessageItem {
+    outgoing: bool,
+    text: String,
+    source: &'static str,
+    delivery: String,
+    at: String,
+}
+
+enum AssistantState {
+    Off,
+    Paused,
+    Answering,
+}
+
+enum ReplyBox {
+    Open,
+    WindowClosed,
+    Hidden,
+}
+
+#[derive(Template)]
+#[template(path = "admin/transcript.html")]
+struct TranscriptPage<'a> {
+    csrf: &'a str,
+    user_id: Uuid,
+    who: &'a str,
+    number: &'a str,
+    business: &'a str,
+    flash: Option<(&'static str, &'static str, &'static str)>,
+    lines: Vec<MessageItem>,
+    state: AssistantState,
+    reply: ReplyBox,
 }
 
 /// One customer's conversation, the reply box and the assistant's state for them.
 pub fn transcript_page(
     csrf: &str,
-    customer: &super::conversations::Customer,
-    messages: &[super::conversations::MessageLine],
+    customer: &Customer,
+    messages: &[MessageLine],
     flash: Flash,
     can_act: bool,
 ) -> String {
-    let now = chrono::Utc::now();
-    let who = customer
-        .name
-        .as_deref()
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or("Customer");
-    let items: String = messages
+    let now = Utc::now();
+    let lines = messages
         .iter()
-        .map(|m| {
-            let text = match m.text.as_deref() {
-                Some(t) => escape(t),
-                None => format!(
-                    "({})",
-                    escape(m.message_type.as_deref().unwrap_or("message"))
-                ),
-            };
-            if m.direction == "outgoing" {
-                format!(
-                    "<li class=\"out\">{text}<span class=\"meta\">{} · {} · {}</span></li>",
-                    source_label(m.reply_source.as_deref().unwrap_or("")),
-                    delivery(m),
-                    when(m.at)
-                )
-            } else {
-                format!(
-                    "<li class=\"in\">{text}<span class=\"meta\">{}</span></li>",
-                    when(m.at)
-                )
-            }
+        .map(|m| MessageItem {
+            outgoing: m.direction == "outgoing",
+            text: match m.text.as_deref() {
+                Some(t) => t.to_owned(),
+                None => format!("({})", m.message_type.as_deref().unwrap_or("message")),
+            },
+            source: source_label(m.reply_source.as_deref().unwrap_or("")),
+            delivery: delivery(m),
+            at: when(m.at),
         })
         .collect();
-    let flash = match flash {
-        Flash::None => String::new(),
-        Flash::Sent => "<p class=\"ok\" role=\"status\">Sent. The assistant stays quiet with this customer until you resume it.</p>".into(),
-        Flash::Resumed => "<p class=\"ok\" role=\"status\">The assistant answers this customer again.</p>".into(),
-        Flash::WindowClosed => "<p class=\"error\" role=\"alert\">Not sent: the 24-hour window is closed. WhatsApp lets a business write freely only within 24 hours of the customer's last message. You can reply as soon as they write again.</p>".into(),
-        Flash::SendFailed => "<p class=\"error\" role=\"alert\">Not sent: WhatsApp did not accept the message. Please try again in a minute.</p>".into(),
-        Flash::TokenProblem => "<p class=\"error\" role=\"alert\">Not sent: this number's WhatsApp token needs replacing. Please contact the Alphadome team.</p>".into(),
-        Flash::BadText => "<p class=\"error\" role=\"alert\">Not sent: write a message of up to 4,096 characters.</p>".into(),
-        Flash::Unavailable => "<p class=\"error\" role=\"alert\">Replying is unavailable right now. Please try again later.</p>".into(),
-    };
     let state = if !customer.assistant_enabled {
-        "<p class=\"notice\">The assistant is switched off for this number (see the overview).</p>"
-            .to_owned()
+        AssistantState::Off
     } else if customer.paused(now) {
-        format!(
-            "<p class=\"notice\">The assistant is paused for this customer.</p>\
-<form method=\"post\" action=\"/admin/conversations/{}/resume\">{}<button type=\"submit\">Resume assistant</button></form>",
-            customer.user_id,
-            csrf_field(csrf)
-        )
+        AssistantState::Paused
     } else {
-        "<p class=\"muted\">The assistant answers this customer.</p>".to_owned()
+        AssistantState::Answering
     };
     let reply = if !can_act {
-        String::new()
+        ReplyBox::Hidden
     } else if customer.window_open(now) {
-        format!(
-            "<form method=\"post\" action=\"/admin/conversations/{}/reply\">{}\
-<label>Reply as a person<textarea name=\"text\" rows=\"3\" maxlength=\"4096\" required></textarea></label>\
-<button type=\"submit\">Send</button></form>",
-            customer.user_id,
-            csrf_field(csrf)
-        )
+        ReplyBox::Open
     } else {
-        "<p class=\"notice\">The 24-hour window is closed: you can reply when the customer writes again.</p>".to_owned()
+        ReplyBox::WindowClosed
     };
-    page(
-        who,
-        &format!(
-            "{}<h1>{}</h1><p class=\"muted\">{} · {}</p>{flash}<ul class=\"msgs\">{items}</ul>{state}{reply}",
-            nav(),
-            escape(who),
-            escape(customer.phone.as_deref().unwrap_or("")),
-            escape(&customer.business),
-        ),
-    )
+    render(&TranscriptPage {
+        csrf,
+        user_id: customer.user_id,
+        who: customer
+            .name
+            .as_deref()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or("Customer"),
+        number: customer.phone.as_deref().unwrap_or(""),
+        business: &customer.business,
+        flash: flash.message(),
+        lines,
+        state,
+        reply,
+    })
 }
 
-/// A page for an id that is not the owner's (or does not exist): the same answer for both.
-pub fn not_found_page() -> String {
-    page(
-        "Not found",
-        &format!(
-            "{}<h1>Not found</h1><p>There is nothing here. <a href=\"/admin/conversations\">Back to conversations</a></p>",
-            nav()
-        ),
-    )
+struct HandoverItem {
+    id: Uuid,
+    who: String,
+    number: String,
+    business: String,
+    escalated: bool,
+    paused: bool,
+    last: String,
+    since: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/handovers.html")]
+struct HandoversPage<'a> {
+    csrf: &'a str,
+    done: bool,
+    items: Vec<HandoverItem>,
+}
+
+/// Conversations waiting for a person, oldest first, each with "Mark done".
+pub fn handovers_page(csrf: &str, items: &[super::handovers::Handover], done: bool) -> String {
+    let items = items
+        .iter()
+        .map(|h| HandoverItem {
+            id: h.user_id,
+            who: h
+                .name
+                .as_deref()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or("Customer")
+                .to_owned(),
+            number: h.phone.clone().unwrap_or_default(),
+            business: h.business.clone(),
+            escalated: h.escalated,
+            paused: h.paused_until.is_some(),
+            last: h
+                .last_message
+                .as_deref()
+                .map(|t| short(t, 90))
+                .unwrap_or_default(),
+            since: h.since.map(when).unwrap_or_else(|| "unknown".into()),
+        })
+        .collect();
+    render(&HandoversPage { csrf, done, items })
+}
+
+/// The sentence an owner reads for a reply's source on the "Try it" box.
+fn tried_source(source: &str) -> &'static str {
+    match source {
+        "faq" => "From your FAQ",
+        "canned" => "A canned answer",
+        "ai" => "Written by the AI",
+        "fallback" => "The fallback reply (nothing better was found)",
+        "escalation" => "Handed over to a person",
+        "control" => "A control reply (STOP, START)",
+        "welcome" => "The welcome message",
+        "silent" => "No reply",
+        _ => "No reply",
+    }
+}
+
+/// What "Try it" shows.
+pub struct TriedAnswer {
+    source_label: &'static str,
+    question: Option<String>,
+    reply: String,
+    stopped: Option<String>,
+}
+
+impl TriedAnswer {
+    pub fn from_ask(a: &crate::responder::AskAnswer) -> Self {
+        Self {
+            source_label: tried_source(a.source),
+            question: a.question.clone(),
+            reply: if a.reply.is_empty() {
+                "(nothing would be sent)".into()
+            } else {
+                a.reply.clone()
+            },
+            stopped: a.stopped_by.map(|s| match s {
+                "bot_disabled" => "the assistant is switched off".to_owned(),
+                "hourly_limit" => "the hourly cap is reached".to_owned(),
+                "tenant_inactive" => "this number is paused by the Alphadome team".to_owned(),
+                "no_whatsapp_token" => "the WhatsApp token is missing (Settings)".to_owned(),
+                other => other.replace('_', " "),
+            }),
+        }
+    }
+}
+
+/// The values of an entry's form fields.
+#[derive(Default)]
+pub struct EntryFields {
+    pub question: String,
+    pub answer: String,
+    pub category: String,
+    pub priority: String,
+    pub data_type: String,
+}
+
+impl EntryFields {
+    fn of(e: &super::knowledge::Entry) -> Self {
+        Self {
+            question: e.question.clone(),
+            answer: e.answer.clone(),
+            category: e.category.clone().unwrap_or_default(),
+            priority: e.priority.to_string(),
+            data_type: e.data_type.clone(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/knowledge.html")]
+struct KnowledgePage<'a> {
+    csrf: &'a str,
+    k: &'a super::knowledge::Knowledge,
+    ok: Option<&'a str>,
+    error: Option<&'a str>,
+    tried: &'a str,
+    answer: Option<TriedAnswer>,
+    form: EntryFields,
+}
+
+impl KnowledgePage<'_> {
+    fn short(&self, text: &str, max: usize) -> String {
+        short(text, max)
+    }
+}
+
+/// The knowledge page of one number: "Try it", the entries, add, import.
+pub fn knowledge_page(
+    csrf: &str,
+    k: &super::knowledge::Knowledge,
+    ok: Option<&str>,
+    error: Option<&str>,
+    tried: &str,
+    answer: Option<TriedAnswer>,
+) -> String {
+    render(&KnowledgePage {
+        csrf,
+        k,
+        ok,
+        error,
+        tried,
+        answer,
+        form: EntryFields {
+            data_type: "faq".into(),
+            priority: "0".into(),
+            ..Default::default()
+        },
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/entry.html")]
+struct EntryPage<'a> {
+    csrf: &'a str,
+    e: &'a super::knowledge::Entry,
+    form: EntryFields,
+    ok: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+/// One entry: edit, phrasings, switch off, delete.
+pub fn entry_page(
+    csrf: &str,
+    e: &super::knowledge::Entry,
+    ok: Option<&str>,
+    error: Option<&str>,
+) -> String {
+    render(&EntryPage {
+        csrf,
+        e,
+        form: EntryFields::of(e),
+        ok,
+        error,
+    })
+}
+
+fn answered_how(source: Option<&str>) -> &'static str {
+    match source {
+        Some("ai") => "answered by the AI",
+        Some("fallback") => "got the fallback reply",
+        Some("escalation") => "handed over",
+        _ => "not answered",
+    }
+}
+
+struct UnansweredItem {
+    id: Uuid,
+    text: String,
+    how: &'static str,
+    at: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/unanswered.html")]
+struct UnansweredPage {
+    tenant: Uuid,
+    items: Vec<UnansweredItem>,
+}
+
+/// Customers' messages the FAQ did not answer.
+pub fn unanswered_page(tenant: Uuid, items: &[super::knowledge::Unanswered]) -> String {
+    render(&UnansweredPage {
+        tenant,
+        items: items
+            .iter()
+            .map(|u| UnansweredItem {
+                id: u.id,
+                text: short(&u.text, 160),
+                how: answered_how(u.source.as_deref()),
+                at: when(u.at),
+            })
+            .collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/teach.html")]
+struct TeachPage<'a> {
+    csrf: &'a str,
+    tenant: Uuid,
+    text: &'a str,
+    how: &'static str,
+    at: String,
+    form: EntryFields,
+    entries: Vec<(Uuid, String)>,
+}
+
+/// One unanswered message: add it as a new FAQ, or as another phrasing of an entry.
+pub fn teach_page(
+    csrf: &str,
+    u: &super::knowledge::Unanswered,
+    entries: &[super::knowledge::Entry],
+) -> String {
+    render(&TeachPage {
+        csrf,
+        tenant: u.tenant_id,
+        text: &u.text,
+        how: answered_how(u.source.as_deref()),
+        at: when(u.at),
+        form: EntryFields {
+            question: short(&u.text, 1000),
+            data_type: "faq".into(),
+            priority: "0".into(),
+            ..Default::default()
+        },
+        entries: entries
+            .iter()
+            .filter(|e| e.is_active)
+            .map(|e| (e.id, short(&e.question, 80)))
+            .collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/assistant.html")]
+struct AssistantPage<'a> {
+    csrf: &'a str,
+    v: &'a super::settings::SettingsView,
+    here: &'static str,
+    ok: Option<&'a str>,
+    error: Option<&'a str>,
+    models: Vec<String>,
+    default_model: &'a str,
+    current_model: &'a str,
+}
+
+/// The Assistant page: on/off, instructions, tone, welcome message, model.
+pub fn assistant_page(
+    csrf: &str,
+    v: &super::settings::SettingsView,
+    models: Vec<String>,
+    default_model: &str,
+    ok: Option<&str>,
+    error: Option<&str>,
+) -> String {
+    render(&AssistantPage {
+        csrf,
+        v,
+        here: "/admin/assistant",
+        ok,
+        error,
+        models,
+        default_model,
+        current_model: v.s.model.as_deref().unwrap_or(""),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/settings.html")]
+struct SettingsPage<'a> {
+    csrf: &'a str,
+    v: &'a super::settings::SettingsView,
+    here: &'static str,
+    ok: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+/// The Settings page: cap, escalation, switches, the hand-over template, the token.
+pub fn settings_page(
+    csrf: &str,
+    v: &super::settings::SettingsView,
+    ok: Option<&str>,
+    error: Option<&str>,
+) -> String {
+    render(&SettingsPage {
+        csrf,
+        v,
+        here: "/admin/settings",
+        ok,
+        error,
+    })
 }
 
 #[cfg(test)]
@@ -545,20 +823,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escape_neutralises_markup_and_attribute_quotes() {
-        assert_eq!(
-            escape(r#"<script>alert('x')</script> & "q""#),
-            "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;q&quot;"
-        );
-        assert_eq!(escape("Kassangas Music Shop"), "Kassangas Music Shop");
-    }
-
-    #[test]
-    fn the_development_sign_in_page_posts_a_token_with_a_csrf_field() {
-        let html = login_page("tok\"en", false, Some("<b>"));
+    fn templates_escape_markup_and_attribute_quotes() {
+        let html = login_page("tok\"en", LoginMode::Development, Some("<b>'x'</b>"), None);
         assert!(html.contains("action=\"/admin/session\""));
-        assert!(html.contains("name=\"csrf_token\" value=\"tok&quot;en\""));
-        assert!(html.contains("&lt;b&gt;"));
+        assert!(
+            html.contains("name=\"csrf_token\" value=\"tok&#34;en\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("&#60;b&#62;&#39;x&#39;&#60;/b&#62;"),
+            "{html}"
+        );
+        assert!(!html.contains("<b>"));
         assert!(!html.contains("<script"));
     }
 }

@@ -4,9 +4,12 @@
 
 pub mod auth;
 pub mod conversations;
+pub mod handovers;
 pub mod html;
+pub mod knowledge;
 pub mod overview;
 pub mod session;
+pub mod settings;
 pub mod supabase;
 pub mod usage;
 

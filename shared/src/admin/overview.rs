@@ -14,6 +14,43 @@ pub struct Overview {
     pub tenants: Vec<TenantLine>,
     pub received_today: i64,
     pub replies_today: i64,
+    /// Conversations waiting for a person (the hand-overs page).
+    pub open_handovers: i64,
+    /// Today: how often the hourly cap kept the assistant silent, and sends that failed.
+    pub cap_hits_today: i64,
+    pub failed_sends_today: i64,
+}
+
+impl Overview {
+    /// What the owner should act on, one sentence each.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .tenants
+            .iter()
+            .filter(|t| t.needs_token_refresh)
+            .map(|t| {
+                format!(
+                    "{}: WhatsApp refused this number's token. Replace it under Settings, or \
+the assistant cannot reply.",
+                    t.name
+                )
+            })
+            .collect();
+        if self.cap_hits_today > 0 {
+            out.push(format!(
+                "The hourly cap was reached today: {} messages were left unanswered. You can \
+raise it under Settings.",
+                self.cap_hits_today
+            ));
+        }
+        if self.failed_sends_today > 0 {
+            out.push(format!(
+                "{} messages could not be delivered today (see Conversations for WhatsApp's reason).",
+                self.failed_sends_today
+            ));
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -23,6 +60,8 @@ pub struct TenantLine {
     pub is_active: bool,
     /// The assistant's switch (`bot_control_settings.is_bot_enabled`).
     pub assistant_enabled: bool,
+    /// Graph refused the token (error 190): the owner must replace it.
+    pub needs_token_refresh: bool,
 }
 
 /// Opens a transaction as the owner: `set local role authenticated` and the claims set
@@ -59,8 +98,8 @@ pub async fn read_overview(pool: &PgPool, owner: &Owner) -> anyhow::Result<Overv
             .await
             .context("reading the brand")?
             .flatten();
-    let tenants = sqlx::query_as::<_, (uuid::Uuid, String, bool, Option<bool>)>(
-        "select t.id, t.client_name, t.is_active, s.is_bot_enabled
+    let tenants = sqlx::query_as::<_, (uuid::Uuid, String, bool, Option<bool>, bool)>(
+        "select t.id, t.client_name, t.is_active, s.is_bot_enabled, t.needs_token_refresh
          from alphadome.bot_tenants t
          left join alphadome.bot_control_settings s on s.bot_tenant_id = t.id
          order by t.client_name, t.id",
@@ -70,24 +109,31 @@ pub async fn read_overview(pool: &PgPool, owner: &Owner) -> anyhow::Result<Overv
     .await
     .context("reading the tenants")?
     .into_iter()
-    .map(|(id, name, is_active, on)| TenantLine {
-        id,
-        name,
-        is_active,
-        assistant_enabled: on.unwrap_or(true),
-    })
+    .map(
+        |(id, name, is_active, on, needs_token_refresh)| TenantLine {
+            id,
+            name,
+            is_active,
+            assistant_enabled: on.unwrap_or(true),
+            needs_token_refresh,
+        },
+    )
     .collect();
     // Today's figures come from the usage the pipeline counts (the usage page's table).
-    let (received_today, replies_today): (i64, i64) = sqlx::query_as(
-        "select coalesce(sum((u.counts ->> 'received')::bigint), 0)::bigint,
-                coalesce(sum((u.counts ->> 'messages_out')::bigint), 0)::bigint
+    let (received_today, replies_today, cap_hits_today, failed_sends_today): (i64, i64, i64, i64) =
+        sqlx::query_as(
+            "select coalesce(sum((u.counts ->> 'received')::bigint), 0)::bigint,
+                coalesce(sum((u.counts ->> 'messages_out')::bigint), 0)::bigint,
+                coalesce(sum((u.counts ->> 'cap_hits')::bigint), 0)::bigint,
+                coalesce(sum((u.counts ->> 'failed_sends')::bigint), 0)::bigint
          from alphadome.bot_usage_daily u
          where u.day = (now() at time zone 'utc')::date",
-    )
-    .persistent(false)
-    .fetch_one(&mut *tx)
-    .await
-    .context("counting today's messages")?;
+        )
+        .persistent(false)
+        .fetch_one(&mut *tx)
+        .await
+        .context("counting today's messages")?;
+    let open_handovers = super::handovers::count_open(&mut tx).await?;
     tx.commit()
         .await
         .context("ending the owner's transaction")?;
@@ -96,5 +142,8 @@ pub async fn read_overview(pool: &PgPool, owner: &Owner) -> anyhow::Result<Overv
         tenants,
         received_today,
         replies_today,
+        open_handovers,
+        cap_hits_today,
+        failed_sends_today,
     })
 }

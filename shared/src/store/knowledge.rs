@@ -135,73 +135,7 @@ impl Store {
         phrasings: &[Vec<String>],
     ) -> Result<ImportOutcome, StoreError> {
         let mut tx = self.begin_for_tenant(tenant).await?;
-        let mut outcome = ImportOutcome {
-            inserted: 0,
-            updated: 0,
-            phrasings_added: 0,
-        };
-        // One statement for the whole file: arrays in, `xmax = 0` tells inserts from updates.
-        let questions: Vec<&str> = entries.iter().map(|e| e.question.trim()).collect();
-        let answers: Vec<&str> = entries.iter().map(|e| e.answer.trim()).collect();
-        let categories: Vec<Option<&str>> = entries.iter().map(|e| e.category.as_deref()).collect();
-        let priorities: Vec<i32> = entries.iter().map(|e| e.priority).collect();
-        let types: Vec<&str> = entries.iter().map(|e| e.data_type.as_str()).collect();
-        let inserted_flags: Vec<bool> = sqlx::query_scalar(
-            "insert into alphadome.bot_training_data
-                (bot_tenant_id, question, answer, category, priority, data_type, is_active)
-             select $1, q, a, c, p, d, true
-               from unnest($2::text[], $3::text[], $4::text[], $5::int4[], $6::text[]) as u(q, a, c, p, d)
-             on conflict (bot_tenant_id, data_type, question) do update
-                set answer = excluded.answer, category = excluded.category,
-                    priority = excluded.priority, is_active = true
-             returning (xmax = 0)",
-        )
-        .persistent(false)
-        .bind(tenant)
-        .bind(&questions)
-        .bind(&answers)
-        .bind(&categories)
-        .bind(&priorities)
-        .bind(&types)
-        .fetch_all(&mut *tx)
-        .await
-        .context("importing knowledge entries")?;
-        for inserted in inserted_flags {
-            if inserted {
-                outcome.inserted += 1;
-            } else {
-                outcome.updated += 1;
-            }
-        }
-        let (mut p_questions, mut p_types, mut p_texts) = (Vec::new(), Vec::new(), Vec::new());
-        for (e, list) in entries.iter().zip(phrasings) {
-            for p in list {
-                p_questions.push(e.question.trim());
-                p_types.push(e.data_type.as_str());
-                p_texts.push(p.trim());
-            }
-        }
-        if !p_texts.is_empty() {
-            // One statement for every phrasing of the file, found by the entry's key.
-            let added = sqlx::query(
-                "insert into alphadome.bot_training_phrasings
-                    (bot_tenant_id, training_data_id, phrasing, source)
-                 select $1, d.id, u.p, 'owner'
-                   from unnest($2::text[], $3::text[], $4::text[]) as u(q, t, p)
-                   join alphadome.bot_training_data d
-                     on d.bot_tenant_id = $1 and d.data_type = u.t and d.question = u.q
-                 on conflict do nothing",
-            )
-            .persistent(false)
-            .bind(tenant)
-            .bind(&p_questions)
-            .bind(&p_types)
-            .bind(&p_texts)
-            .execute(&mut *tx)
-            .await
-            .context("importing phrasings")?;
-            outcome.phrasings_added = added.rows_affected();
-        }
+        let outcome = upsert_entries(&mut tx, tenant, entries, phrasings).await?;
         tx.commit().await.context("committing the import")?;
         Ok(outcome)
     }
@@ -259,4 +193,84 @@ impl Store {
         tx.commit().await.context("committing")?;
         Ok(rows)
     }
+}
+
+/// Inserts or updates `entries` of `tenant` in one statement, inside the caller's transaction:
+/// the operator's import (acting for the tenant) and the owner's (as `authenticated`, under
+/// row-level security) share it.
+pub async fn upsert_entries(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    entries: &[NewEntry],
+    phrasings: &[Vec<String>],
+) -> anyhow::Result<ImportOutcome> {
+    let mut outcome = ImportOutcome {
+        inserted: 0,
+        updated: 0,
+        phrasings_added: 0,
+    };
+    // One statement for the whole file: arrays in, `xmax = 0` tells inserts from updates.
+    let questions: Vec<&str> = entries.iter().map(|e| e.question.trim()).collect();
+    let answers: Vec<&str> = entries.iter().map(|e| e.answer.trim()).collect();
+    let categories: Vec<Option<&str>> = entries.iter().map(|e| e.category.as_deref()).collect();
+    let priorities: Vec<i32> = entries.iter().map(|e| e.priority).collect();
+    let types: Vec<&str> = entries.iter().map(|e| e.data_type.as_str()).collect();
+    let inserted_flags: Vec<bool> = sqlx::query_scalar(
+        "insert into alphadome.bot_training_data
+            (bot_tenant_id, question, answer, category, priority, data_type, is_active)
+         select $1, q, a, c, p, d, true
+           from unnest($2::text[], $3::text[], $4::text[], $5::int4[], $6::text[]) as u(q, a, c, p, d)
+         on conflict (bot_tenant_id, data_type, question) do update
+            set answer = excluded.answer, category = excluded.category,
+                priority = excluded.priority, is_active = true
+         returning (xmax = 0)",
+    )
+    .persistent(false)
+    .bind(tenant)
+    .bind(&questions)
+    .bind(&answers)
+    .bind(&categories)
+    .bind(&priorities)
+    .bind(&types)
+    .fetch_all(&mut *conn)
+    .await
+    .context("importing knowledge entries")?;
+    for inserted in inserted_flags {
+        if inserted {
+            outcome.inserted += 1;
+        } else {
+            outcome.updated += 1;
+        }
+    }
+    let (mut p_questions, mut p_types, mut p_texts) = (Vec::new(), Vec::new(), Vec::new());
+    for (e, list) in entries.iter().zip(phrasings) {
+        for p in list {
+            p_questions.push(e.question.trim());
+            p_types.push(e.data_type.as_str());
+            p_texts.push(p.trim());
+        }
+    }
+    if !p_texts.is_empty() {
+        // One statement for every phrasing of the file, found by the entry's key. `source`
+        // keeps its default ('owner'): an owner may not set it (0017's column grants).
+        let added = sqlx::query(
+            "insert into alphadome.bot_training_phrasings
+                (bot_tenant_id, training_data_id, phrasing)
+             select $1, d.id, u.p
+               from unnest($2::text[], $3::text[], $4::text[]) as u(q, t, p)
+               join alphadome.bot_training_data d
+                 on d.bot_tenant_id = $1 and d.data_type = u.t and d.question = u.q
+             on conflict do nothing",
+        )
+        .persistent(false)
+        .bind(tenant)
+        .bind(&p_questions)
+        .bind(&p_types)
+        .bind(&p_texts)
+        .execute(&mut *conn)
+        .await
+        .context("importing phrasings")?;
+        outcome.phrasings_added = added.rows_affected();
+    }
+    Ok(outcome)
 }

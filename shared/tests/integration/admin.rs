@@ -685,10 +685,13 @@ async fn a_business_name_with_markup_is_shown_as_text(pool: PgPool) {
         .await;
     let overview = browser.get(&router, "/admin").await;
     assert_eq!(overview.status, StatusCode::OK);
+    // Escaped by the template engine (askama writes numeric character references).
     assert!(overview
         .body
-        .contains("Kassangas &lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert!(overview.body.contains("&lt;img src=x onerror=alert(2)&gt;"));
+        .contains("Kassangas &#60;script&#62;alert(1)&#60;/script&#62;"));
+    assert!(overview
+        .body
+        .contains("&#60;img src=x onerror=alert(2)&#62;"));
     assert!(!overview.body.contains("<script") && !overview.body.contains("<img"));
 }
 
@@ -902,4 +905,141 @@ async fn the_usage_page_shows_the_owners_own_days_and_warns_at_80_percent_of_the
     // Signed out: no usage.
     let mut stranger = Browser::default();
     assert_signed_out(&stranger.get(&local, "/admin/usage").await);
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn an_owner_signs_in_with_a_code_sent_by_email(pool: PgPool) {
+    let s = seeded(&pool).await;
+    let key = test_key("k1");
+    let supabase = stand_in(&[&key]).await;
+    let access = sign(&key, &claims(&supabase, s.a.brand_id.0));
+    Mock::given(method("POST"))
+        .and(path("/auth/v1/otp"))
+        .and(has_header("apikey", ANON_KEY))
+        .and(body_json(json!({"email": EMAIL, "create_user": false})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(1)
+        .mount(&supabase)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/auth/v1/verify"))
+        .and(has_header("apikey", ANON_KEY))
+        .and(body_json(
+            json!({"type": "email", "email": EMAIL, "token": "123456"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": access, "refresh_token": "r1"})),
+        )
+        .expect(1)
+        .mount(&supabase)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/auth/v1/verify"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(
+            json!({"error_code": "otp_expired", "msg": "Token has expired or is invalid"}),
+        ))
+        .mount(&supabase)
+        .await;
+    let router = supabase_router(&supabase, &pool);
+    let mut browser = Browser::default();
+    let login = browser.get(&router, "/admin/login").await;
+    assert!(login.body.contains("action=\"/admin/login/code\""));
+    let csrf = browser.csrf(&router).await;
+
+    let sent = browser
+        .post(
+            &router,
+            "/admin/login/code",
+            &[("email", EMAIL), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert!(sent.body.contains("action=\"/admin/login/verify\""));
+
+    // A wrong code: refused, no session, Supabase's words not repeated.
+    let wrong = browser
+        .post(
+            &router,
+            "/admin/login/verify",
+            &[("email", EMAIL), ("code", "000000"), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(!browser.jar.contains_key("alphadome_session"));
+    assert!(!wrong.body.contains("expired or is invalid"));
+
+    let signed_in = browser
+        .post(
+            &router,
+            "/admin/login/verify",
+            &[
+                ("email", EMAIL),
+                ("code", " 123 456 "),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.body
+    );
+    assert_eq!(signed_in.location(), Some("/admin"));
+    let overview = browser.get(&router, "/admin").await;
+    assert_eq!(overview.status, StatusCode::OK);
+    assert!(overview.body.contains("Kassangas Music Shop"));
+
+    // Without the CSRF token neither step runs.
+    let mut stranger = Browser::default();
+    let forged = stranger
+        .post(&router, "/admin/login/code", &[("email", EMAIL)])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn asking_for_a_code_says_the_same_whether_or_not_the_email_has_an_account(pool: PgPool) {
+    seeded(&pool).await;
+    let key = test_key("k1");
+    let supabase = stand_in(&[&key]).await;
+    Mock::given(method("POST"))
+        .and(path("/auth/v1/otp"))
+        .and(body_json(json!({"email": EMAIL, "create_user": false})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .mount(&supabase)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/auth/v1/otp"))
+        .respond_with(ResponseTemplate::new(422).set_body_json(
+            json!({"error_code": "otp_disabled", "msg": "Signups not allowed for otp"}),
+        ))
+        .mount(&supabase)
+        .await;
+    let router = supabase_router(&supabase, &pool);
+    let mut answers = Vec::new();
+    for email in [EMAIL, "nobody@example.com"] {
+        let mut browser = Browser::default();
+        let csrf = browser.csrf(&router).await;
+        let page = browser
+            .post(
+                &router,
+                "/admin/login/code",
+                &[("email", email), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+        answers.push(page.body.replace(&csrf, "CSRF").replace(email, "EMAIL"));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert!(!answers[0].contains("Signups not allowed"));
+    let asked = supabase.received_requests().await.unwrap();
+    assert_eq!(
+        asked
+            .iter()
+            .filter(|r| r.url.path() == "/auth/v1/otp")
+            .count(),
+        2
+    );
 }

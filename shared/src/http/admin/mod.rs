@@ -18,11 +18,13 @@ use crate::admin::session::{csrf_matches, new_csrf_token, Session};
 use crate::admin::supabase::AuthApiError;
 use crate::admin::{html, AdminState};
 use pages::{
-    reply_as_person, resume_assistant, show_conversations, show_overview, show_transcript,
-    show_usage, switch_assistant,
+    mark_handover_done, reply_as_person, resume_assistant, show_conversations, show_handovers,
+    show_overview, show_transcript, show_usage, switch_assistant,
 };
 
+mod knowledge;
 mod pages;
+mod settings;
 
 /// The session cookie (sealed Supabase tokens).
 pub const SESSION_COOKIE: &str = "alphadome_session";
@@ -40,6 +42,8 @@ pub fn routes(state: AdminState) -> Router {
     Router::new()
         .route("/admin", get(show_overview))
         .route("/admin/login", get(show_login).post(sign_in_with_password))
+        .route("/admin/login/code", post(send_sign_in_code))
+        .route("/admin/login/verify", post(sign_in_with_code))
         .route("/admin/session", post(create_session))
         .route("/admin/logout", post(sign_out))
         .route("/admin/conversations", get(show_conversations))
@@ -52,8 +56,52 @@ pub fn routes(state: AdminState) -> Router {
             "/admin/conversations/{user_id}/resume",
             post(resume_assistant),
         )
-        .route("/admin/assistant", post(switch_assistant))
+        .route(
+            "/admin/assistant",
+            get(settings::show_assistant).post(switch_assistant),
+        )
+        .route("/admin/assistant/settings", post(settings::save_assistant))
+        .route(
+            "/admin/settings",
+            get(settings::show_settings).post(settings::save_settings),
+        )
+        .route("/admin/settings/token", post(settings::replace_token))
+        .route("/admin/knowledge", get(knowledge::show_knowledge))
+        .route("/admin/knowledge/try", post(knowledge::try_message))
+        .route("/admin/knowledge/entries", post(knowledge::add_entry))
+        .route(
+            "/admin/knowledge/entries/{id}",
+            get(knowledge::show_entry).post(knowledge::update_entry),
+        )
+        .route(
+            "/admin/knowledge/entries/{id}/active",
+            post(knowledge::set_entry_active),
+        )
+        .route(
+            "/admin/knowledge/entries/{id}/delete",
+            post(knowledge::delete_entry),
+        )
+        .route("/admin/knowledge/phrasings", post(knowledge::add_phrasing))
+        .route(
+            "/admin/knowledge/phrasings/{id}/delete",
+            post(knowledge::delete_phrasing),
+        )
+        .route(
+            "/admin/knowledge/import",
+            post(knowledge::import_csv).layer(DefaultBodyLimit::max(knowledge::IMPORT_BODY_LIMIT)),
+        )
+        .route("/admin/knowledge/export.csv", get(knowledge::export_csv))
+        .route(
+            "/admin/knowledge/unanswered",
+            get(knowledge::show_unanswered),
+        )
+        .route(
+            "/admin/knowledge/unanswered/{id}",
+            get(knowledge::show_teach),
+        )
         .route("/admin/usage", get(show_usage))
+        .route("/admin/handovers", get(show_handovers))
+        .route("/admin/handovers/{user_id}/done", post(mark_handover_done))
         .route("/admin/assets/admin.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::map_response(add_security_headers))
@@ -192,13 +240,23 @@ fn redirect(to: &str, cookies: Vec<HeaderValue>) -> Response {
 fn csrf_refused() -> Response {
     html_response(
         StatusCode::FORBIDDEN,
-        html::page(
+        html::message_page(
             "Form expired",
-            "<h1>This form has expired</h1><p>Please go back, reload the page and try again.</p>\
-<p><a href=\"/admin/login\">Sign in</a></p>",
+            "This form has expired",
+            &["Please go back, reload the page and try again."],
+            Some(("/admin/login", "Sign in")),
         ),
         vec![],
     )
+}
+
+/// The sign-in form this deployment offers.
+fn login_mode(state: &AdminState) -> html::LoginMode {
+    if state.supabase.is_some() {
+        html::LoginMode::Supabase
+    } else {
+        html::LoginMode::Development
+    }
 }
 
 fn login_with_error(
@@ -210,7 +268,7 @@ fn login_with_error(
     let (csrf, set) = csrf_token(headers);
     html_response(
         status,
-        html::login_page(&csrf, state.supabase.is_some(), Some(error)),
+        html::login_page(&csrf, login_mode(state), Some(error), None),
         set.into_iter().collect(),
     )
 }
@@ -261,7 +319,7 @@ async fn show_login(State(state): State<AdminState>, headers: HeaderMap) -> Resp
     let (csrf, set) = csrf_token(&headers);
     html_response(
         StatusCode::OK,
-        html::login_page(&csrf, state.supabase.is_some(), None),
+        html::login_page(&csrf, login_mode(&state), None, None),
         set.into_iter().collect(),
     )
 }
@@ -368,6 +426,118 @@ async fn sign_in_with_password(
 }
 
 #[derive(Deserialize)]
+struct CodeRequestForm {
+    email: Option<String>,
+    csrf_token: Option<String>,
+}
+
+/// What the page says after a code was asked for, whether or not the address has an account.
+const CODE_SENT: &str =
+    "If that address belongs to an account, a sign-in code is on its way. Enter it below.";
+/// What every refused code says.
+const CODE_REFUSED: &str = "That code did not work. Check it, or ask for a new one.";
+
+/// POST /admin/login/code: asks Supabase Auth to e-mail a one-time code. The page that
+/// follows is the same whether or not the address has an account.
+async fn send_sign_in_code(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Form(form): Form<CodeRequestForm>,
+) -> Response {
+    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
+        return csrf_refused();
+    }
+    let Some(auth) = state.supabase.clone() else {
+        return login_with_error(&headers, &state, StatusCode::NOT_FOUND, TOKEN_REFUSED);
+    };
+    let Some(email) = form
+        .email
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty() && e.len() <= 320)
+    else {
+        return login_with_error(
+            &headers,
+            &state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            SIGN_IN_REFUSED,
+        );
+    };
+    match auth.send_email_code(&email).await {
+        Ok(()) | Err(AuthApiError::Refused) => {
+            let (csrf, set) = csrf_token(&headers);
+            html_response(
+                StatusCode::OK,
+                html::login_page(&csrf, html::LoginMode::Code(email), None, Some(CODE_SENT)),
+                set.into_iter().collect(),
+            )
+        }
+        Err(AuthApiError::Unavailable) => login_with_error(
+            &headers,
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            UNAVAILABLE,
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    email: Option<String>,
+    code: Option<String>,
+    csrf_token: Option<String>,
+}
+
+/// POST /admin/login/verify: the e-mailed code, checked by Supabase Auth (`type: email`).
+async fn sign_in_with_code(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
+        return csrf_refused();
+    }
+    let Some(auth) = state.supabase.clone() else {
+        return login_with_error(&headers, &state, StatusCode::NOT_FOUND, TOKEN_REFUSED);
+    };
+    let email = form.email.map(|e| e.trim().to_owned()).unwrap_or_default();
+    let code: String = form
+        .code
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let refused = |status| {
+        let (csrf, set) = csrf_token(&headers);
+        html_response(
+            status,
+            html::login_page(
+                &csrf,
+                html::LoginMode::Code(email.clone()),
+                Some(CODE_REFUSED),
+                None,
+            ),
+            set.into_iter().collect(),
+        )
+    };
+    if email.is_empty() || code.is_empty() || code.len() > 64 {
+        return refused(StatusCode::UNAUTHORIZED);
+    }
+    match auth
+        .verify_email_code(&email, &SecretString::from(code))
+        .await
+    {
+        Ok(session) => start_session(&state, &headers, session).await,
+        Err(AuthApiError::Refused) => refused(StatusCode::UNAUTHORIZED),
+        Err(AuthApiError::Unavailable) => login_with_error(
+            &headers,
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            UNAVAILABLE,
+        ),
+    }
+}
+
+#[derive(Deserialize)]
 struct CsrfForm {
     csrf_token: Option<String>,
 }
@@ -402,10 +572,7 @@ struct SignedIn {
 fn unavailable_page() -> Response {
     html_response(
         StatusCode::SERVICE_UNAVAILABLE,
-        html::page(
-            "Unavailable",
-            &format!("<h1>Unavailable</h1><p>{UNAVAILABLE}</p>"),
-        ),
+        html::message_page("Unavailable", "Unavailable", &[UNAVAILABLE], None),
         vec![],
     )
 }
@@ -413,9 +580,11 @@ fn unavailable_page() -> Response {
 fn error_page(cookies: Vec<HeaderValue>) -> Response {
     html_response(
         StatusCode::INTERNAL_SERVER_ERROR,
-        html::page(
+        html::message_page(
             "Something went wrong",
-            "<h1>Something went wrong</h1><p>Please try again in a minute.</p>",
+            "Something went wrong",
+            &["Please try again in a minute."],
+            Some(("/admin", "Back to the overview")),
         ),
         cookies,
     )

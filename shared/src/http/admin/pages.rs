@@ -14,7 +14,7 @@ use super::{
 };
 use crate::admin::conversations::{self, Cursor, ReplyError, Search};
 use crate::admin::html::Flash;
-use crate::admin::{html, overview, AdminState};
+use crate::admin::{handovers, html, overview, AdminState};
 
 /// GET /admin: the overview, read as the owner.
 pub(super) async fn show_overview(State(state): State<AdminState>, headers: HeaderMap) -> Response {
@@ -26,7 +26,7 @@ pub(super) async fn show_overview(State(state): State<AdminState>, headers: Head
     match (overview::read_overview(&state.pool, &me.owner).await, usage) {
         (Ok(o), Ok(u)) => html_response(
             StatusCode::OK,
-            html::overview_page(&me.csrf, &o, &html::budget_banner(&u)),
+            html::overview_page(&me.csrf, &o, html::budget_banner(&u)),
             me.cookies,
         ),
         (Err(e), _) | (_, Err(e)) => {
@@ -261,6 +261,8 @@ pub(super) async fn resume_assistant(
 pub(super) struct AssistantForm {
     tenant_id: Option<String>,
     enabled: Option<String>,
+    /// `assistant`: back to the Assistant page instead of the overview.
+    back: Option<String>,
     csrf_token: Option<String>,
 }
 
@@ -278,19 +280,22 @@ pub(super) async fn switch_assistant(
         Ok(me) => me,
         Err(page) => return page,
     };
-    let enabled =
-        match form.enabled.as_deref() {
-            Some("on") => true,
-            Some("off") => false,
-            _ => return html_response(
+    let enabled = match form.enabled.as_deref() {
+        Some("on") => true,
+        Some("off") => false,
+        _ => {
+            return html_response(
                 StatusCode::BAD_REQUEST,
-                html::page(
+                html::message_page(
                     "Not changed",
-                    "<h1>Nothing changed</h1><p><a href=\"/admin\">Back to the overview</a></p>",
+                    "Nothing changed",
+                    &[],
+                    Some(("/admin", "Back to the overview")),
                 ),
                 me.cookies,
-            ),
-        };
+            )
+        }
+    };
     let tenant = match form.tenant_id.as_deref().filter(|t| !t.is_empty()) {
         None => None,
         Some(t) => match Uuid::parse_str(t) {
@@ -302,9 +307,74 @@ pub(super) async fn switch_assistant(
     };
     match conversations::set_assistant_enabled(&state.pool, &me.owner, tenant, enabled).await {
         Ok(0) => html_response(StatusCode::NOT_FOUND, html::not_found_page(), me.cookies),
-        Ok(_) => redirect("/admin", me.cookies),
+        Ok(_) => match (form.back.as_deref(), tenant) {
+            (Some("assistant"), Some(t)) => redirect(
+                &format!("/admin/assistant?tenant={t}&done=switched"),
+                me.cookies,
+            ),
+            _ => redirect("/admin", me.cookies),
+        },
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "switching the assistant failed");
+            error_page(me.cookies)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct DoneQuery {
+    done: Option<String>,
+}
+
+/// GET /admin/handovers: conversations waiting for a person, oldest first.
+pub(super) async fn show_handovers(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(query): Query<DoneQuery>,
+) -> Response {
+    let me = match signed_in(&state, &headers).await {
+        Ok(me) => me,
+        Err(page) => return page,
+    };
+    match handovers::list_handovers(&state.pool, &me.owner).await {
+        Ok(items) => html_response(
+            StatusCode::OK,
+            html::handovers_page(&me.csrf, &items, query.done.is_some()),
+            me.cookies,
+        ),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "listing the hand-overs failed");
+            error_page(me.cookies)
+        }
+    }
+}
+
+/// POST /admin/handovers/{user_id}/done: the owner took care of it; the assistant answers
+/// that customer again.
+pub(super) async fn mark_handover_done(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let (me, user_id) =
+        match customer_action(&state, &headers, form.csrf_token.as_deref(), &user_id).await {
+            Ok(found) => found,
+            Err(page) => return page,
+        };
+    let Some(actions) = state.actions.clone() else {
+        return error_page(me.cookies);
+    };
+    match actions
+        .mark_handover_done(&state.pool, &me.owner, user_id)
+        .await
+    {
+        Ok(()) => redirect("/admin/handovers?done=1", me.cookies),
+        Err(ReplyError::NotFound) => {
+            html_response(StatusCode::NOT_FOUND, html::not_found_page(), me.cookies)
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "marking a hand-over done failed");
             error_page(me.cookies)
         }
     }
