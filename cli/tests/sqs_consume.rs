@@ -214,6 +214,7 @@ async fn serve_with_a_queue_answers_every_webhook_message_exactly_once_through_s
         ],
     ];
     let mut wamids = Vec::new();
+    #[allow(clippy::needless_range_loop)] // `round` indexes both businesses' questions
     for round in 0..4 {
         for (b, business) in [&KASSANGAS, &NYOTA].iter().enumerate() {
             for c in 0..4 {
@@ -459,7 +460,10 @@ async fn records_a_batch_deadline_leaves_unstarted_come_back_at_once_and_are_ans
     let per = answered(&graph).await;
     assert!(per.values().all(|&n| n == 1), "{per:?}");
     let stats = c.stats().counts();
-    assert!(stats.handed_back >= 3 + 2 + 1, "{stats:?}");
+    assert!(
+        stats.handed_back >= 6,
+        "three, then two, then one: {stats:?}"
+    );
     assert_eq!(queue_depth(&sqs, &url).await, (0, 0));
     assert_eq!(queue_depth(&sqs, &dlq).await, (0, 0));
 }
