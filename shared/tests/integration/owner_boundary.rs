@@ -933,3 +933,79 @@ async fn a_function_transaction_cannot_reroute_or_rebrand_its_own_tenant(pool: P
         .await
         .unwrap();
 }
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn an_owner_adds_phrasings_only_to_its_own_entries_and_only_as_its_own(pool: PgPool) {
+    let s = seed_every_table(&pool).await;
+    let (a, b) = (s.a.id, s.b.id);
+    let entry_of = |t: alphadome::domain::TenantId| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, uuid::Uuid>(
+                "select id from alphadome.bot_training_data where bot_tenant_id = $1 limit 1",
+            )
+            .bind(t)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let (ea, eb) = (entry_of(a).await, entry_of(b).await);
+    for (t, e) in [(a, ea), (b, eb)] {
+        sqlx::query(
+            "insert into alphadome.bot_training_phrasings
+                (bot_tenant_id, training_data_id, phrasing, source) values ($1, $2, 'seeded', 'generated')",
+        )
+        .bind(t)
+        .bind(e)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    for sql in [
+        // B's entry, B's tenant: the policy's `with check`.
+        format!("insert into alphadome.bot_training_phrasings (bot_tenant_id, training_data_id, phrasing) values ('{b}', '{eb}', 'x')"),
+        // B's entry filed under A's tenant: the composite key keeps a phrasing on its entry's tenant.
+        format!("insert into alphadome.bot_training_phrasings (bot_tenant_id, training_data_id, phrasing) values ('{a}', '{eb}', 'x')"),
+        // Its own entry, but claiming the AI wrote it: `source` is not the owner's to set.
+        format!("insert into alphadome.bot_training_phrasings (bot_tenant_id, training_data_id, phrasing, source) values ('{a}', '{ea}', 'x', 'generated')"),
+        // No edits in place (delete and add instead), least of all moving one to another entry.
+        format!("update alphadome.bot_training_phrasings set training_data_id = '{eb}'"),
+        "update alphadome.bot_training_phrasings set phrasing = 'rewritten'".to_owned(),
+    ] {
+        let written = try_as_owner(&pool, &s, &sql).await;
+        let by_key = matches!(&written, Err(e) if e.to_string().contains("bot_training_phrasings_entry_fkey"));
+        assert!(refused(&written) || by_key, "{sql}: {written:?}");
+    }
+    // What A may do: add to its own entry, see and delete its own phrasings only.
+    let mut tx = as_owner(&pool, &s).await;
+    sqlx::query(&format!(
+        "insert into alphadome.bot_training_phrasings (bot_tenant_id, training_data_id, phrasing) values ('{a}', '{ea}', 'bei gani')"
+    ))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let seen: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "select bot_tenant_id, source from alphadome.bot_training_phrasings order by phrasing",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(
+        seen,
+        vec![(a.0, "owner".to_owned()), (a.0, "generated".to_owned())]
+    );
+    let deleted = sqlx::query("delete from alphadome.bot_training_phrasings")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(deleted, 2);
+    tx.commit().await.unwrap();
+    let b_left = scalar_i64(
+        &pool,
+        &format!("select count(*) from alphadome.bot_training_phrasings where bot_tenant_id = '{b}'"),
+    )
+    .await;
+    assert_eq!(b_left, 1, "B's phrasing is untouched");
+}
