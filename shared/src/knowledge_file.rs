@@ -166,10 +166,12 @@ pub fn parse_entry(
         data_type: Some(data_type.to_owned()).filter(|d| !d.trim().is_empty()),
         phrasings: None,
     };
-    entry_from_raw(raw, 1).map(|(entry, _)| entry).map_err(|e| match e {
-        KnowledgeFileError::Row { reason, .. } => reason,
-        KnowledgeFileError::File(reason) => reason,
-    })
+    entry_from_raw(raw, 1)
+        .map(|(entry, _)| entry)
+        .map_err(|e| match e {
+            KnowledgeFileError::Row { reason, .. } => reason,
+            KnowledgeFileError::File(reason) => reason,
+        })
 }
 
 impl KnowledgeFile {

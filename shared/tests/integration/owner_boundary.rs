@@ -1004,7 +1004,9 @@ async fn an_owner_adds_phrasings_only_to_its_own_entries_and_only_as_its_own(poo
     tx.commit().await.unwrap();
     let b_left = scalar_i64(
         &pool,
-        &format!("select count(*) from alphadome.bot_training_phrasings where bot_tenant_id = '{b}'"),
+        &format!(
+            "select count(*) from alphadome.bot_training_phrasings where bot_tenant_id = '{b}'"
+        ),
     )
     .await;
     assert_eq!(b_left, 1, "B's phrasing is untouched");
