@@ -1187,9 +1187,9 @@ async fn a_csv_import_names_a_bad_row_and_imports_nothing_and_the_export_reads_b
     assert!(page.body.contains("Nothing was imported"));
     assert_eq!(w.scalar_i64(count).await, before);
 
-    let good = "question,answer,category,priority,data_type\n\
-                Do you sell drums?,\"Yes, Yamaha and Pearl.\",instruments,1,faq\n\
-                What are your opening hours?,Monday to Saturday 9 to 7.,,0,faq\n";
+    let good = "question,answer,category,priority,data_type,phrasings\n\
+                Do you sell drums?,\"Yes, Yamaha and Pearl.\",instruments,1,faq,mnauza drums|drum set bei\n\
+                What are your opening hours?,Monday to Saturday 9 to 7.,,0,faq,\n";
     let page = owner
         .post(
             &w.router,
@@ -1214,17 +1214,24 @@ async fn a_csv_import_names_a_bad_row_and_imports_nothing_and_the_export_reads_b
     assert_eq!(csv.status, StatusCode::OK);
     assert!(csv
         .body
-        .starts_with("question,answer,category,priority,data_type\n"));
+        .starts_with("question,answer,category,priority,data_type,phrasings\n"));
     assert!(csv
         .body
-        .contains("Do you sell drums?,\"Yes, Yamaha and Pearl.\",instruments,1,faq"));
+        .contains("Do you sell drums?,\"Yes, Yamaha and Pearl.\",instruments,1,faq,"));
+    assert!(csv.body.contains("mnauza drums"), "{}", csv.body);
+    assert!(csv.body.contains("drum set bei"), "{}", csv.body);
     assert!(
         !csv.body.contains("Monday to Saturday, 9 to 6."),
         "B's entry or the old answer"
     );
     // The export imports back as it is.
-    let again = alphadome::knowledge_file::parse_csv(&csv.body).unwrap();
-    assert_eq!(again.len(), 2);
+    let again = alphadome::knowledge_file::parse_csv_file(&csv.body).unwrap();
+    assert_eq!(again.entries.len(), 2);
+    assert_eq!(
+        again.phrasing_count(),
+        2,
+        "the phrasings come back with the export"
+    );
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]

@@ -465,15 +465,32 @@ pub async fn export_csv(
     let entries = fetch_entries(&mut tx, tenant, None).await?;
     commit(tx).await?;
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["question", "answer", "category", "priority", "data_type"])
-        .context("writing CSV")?;
+    w.write_record([
+        "question",
+        "answer",
+        "category",
+        "priority",
+        "data_type",
+        "phrasings",
+    ])
+    .context("writing CSV")?;
     for e in entries.iter().filter(|e| e.is_active) {
+        // The import's `phrasings` column: `|`-separated (a phrasing holding `|` is left out
+        // rather than split in two).
+        let phrasings = e
+            .phrasings
+            .iter()
+            .map(|p| p.text.as_str())
+            .filter(|t| !t.contains('|'))
+            .collect::<Vec<_>>()
+            .join("|");
         w.write_record([
             e.question.as_str(),
             e.answer.as_str(),
             e.category.as_deref().unwrap_or(""),
             &e.priority.to_string(),
             e.data_type.as_str(),
+            &phrasings,
         ])
         .context("writing CSV")?;
     }
