@@ -9,7 +9,7 @@ use axum::Form;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{csrf_ok, csrf_refused, error_page, html_response, redirect, signed_in, SignedIn};
+use super::{error_page, html_response, redirect, signed_in, signed_in_post, SignedIn};
 use crate::admin::html::{self, TriedAnswer};
 use crate::admin::knowledge::{self, EntryForm, KnowledgeError};
 use crate::admin::AdminState;
@@ -138,18 +138,6 @@ pub(super) async fn show_knowledge(
     .await
 }
 
-/// The common start of every knowledge POST: CSRF first, then the owner.
-async fn begin_post(
-    state: &AdminState,
-    headers: &HeaderMap,
-    csrf: Option<&str>,
-) -> Result<SignedIn, Response> {
-    if !csrf_ok(headers, csrf) {
-        return Err(csrf_refused());
-    }
-    signed_in(state, headers).await
-}
-
 #[derive(Deserialize)]
 pub(super) struct TryForm {
     tenant_id: Option<String>,
@@ -163,7 +151,7 @@ pub(super) async fn try_message(
     headers: HeaderMap,
     Form(form): Form<TryForm>,
 ) -> Response {
-    let me = match begin_post(&state, &headers, form.csrf_token.as_deref()).await {
+    let me = match signed_in_post(&state, &headers, form.csrf_token.as_deref()).await {
         Ok(me) => me,
         Err(page) => return page,
     };
@@ -225,7 +213,7 @@ pub(super) async fn add_entry(
     headers: HeaderMap,
     Form(form): Form<EntryPost>,
 ) -> Response {
-    let me = match begin_post(&state, &headers, form.csrf_token.as_deref()).await {
+    let me = match signed_in_post(&state, &headers, form.csrf_token.as_deref()).await {
         Ok(me) => me,
         Err(page) => return page,
     };
@@ -316,7 +304,7 @@ pub(super) async fn update_entry(
     Path(id): Path<String>,
     Form(form): Form<EntryPost>,
 ) -> Response {
-    let me = match begin_post(&state, &headers, form.csrf_token.as_deref()).await {
+    let me = match signed_in_post(&state, &headers, form.csrf_token.as_deref()).await {
         Ok(me) => me,
         Err(page) => return page,
     };
@@ -345,7 +333,7 @@ pub(super) async fn set_entry_active(
     Path(id): Path<String>,
     Form(form): Form<ActiveForm>,
 ) -> Response {
-    let me = match begin_post(&state, &headers, form.csrf_token.as_deref()).await {
+    let me = match signed_in_post(&state, &headers, form.csrf_token.as_deref()).await {
         Ok(me) => me,
         Err(page) => return page,
     };
@@ -380,7 +368,7 @@ pub(super) async fn delete_entry(
     Path(id): Path<String>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    let me = match begin_post(&state, &headers, form.csrf_token.as_deref()).await {
+    let me = match signed_in_post(&state, &headers, form.csrf_token.as_deref()).await {
         Ok(me) => me,
         Err(page) => return page,
     };
@@ -409,7 +397,7 @@ pub(super) async fn add_phrasing(
     headers: HeaderMap,
     Form(form): Form<PhrasingForm>,
 ) -> Response {
-    let me = match begin_post(&state, &headers, form.csrf_token.as_deref()).await {
+    let me = match signed_in_post(&state, &headers, form.csrf_token.as_deref()).await {
         Ok(me) => me,
         Err(page) => return page,
     };
@@ -433,7 +421,7 @@ pub(super) async fn delete_phrasing(
     Path(id): Path<String>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    let me = match begin_post(&state, &headers, form.csrf_token.as_deref()).await {
+    let me = match signed_in_post(&state, &headers, form.csrf_token.as_deref()).await {
         Ok(me) => me,
         Err(page) => return page,
     };
@@ -466,7 +454,7 @@ pub(super) async fn import_csv(
     headers: HeaderMap,
     Form(form): Form<ImportForm>,
 ) -> Response {
-    let me = match begin_post(&state, &headers, form.csrf_token.as_deref()).await {
+    let me = match signed_in_post(&state, &headers, form.csrf_token.as_deref()).await {
         Ok(me) => me,
         Err(page) => return page,
     };

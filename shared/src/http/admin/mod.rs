@@ -12,10 +12,11 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use secrecy::SecretString;
 use serde::Deserialize;
+use uuid::Uuid;
 
 use crate::admin::auth::{Owner, TokenError};
 use crate::admin::session::{csrf_matches, new_csrf_token, Session};
-use crate::admin::supabase::AuthApiError;
+use crate::admin::supabase::{AuthApiError, SupabaseAuth};
 use crate::admin::{html, AdminState};
 use pages::{
     mark_handover_done, reply_as_person, resume_assistant, show_conversations, show_handovers,
@@ -382,6 +383,54 @@ async fn start_session(state: &AdminState, headers: &HeaderMap, session: Session
     }
 }
 
+/// The start of every owner's POST: the CSRF token first, then the session.
+async fn signed_in_post(
+    state: &AdminState,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+) -> Result<SignedIn, Response> {
+    if !csrf_ok(headers, csrf) {
+        return Err(csrf_refused());
+    }
+    signed_in(state, headers).await
+}
+
+/// [`signed_in_post`] and the id of what the POST acts on (a number, a customer): anything
+/// that does not parse is a 404.
+async fn signed_in_post_for(
+    state: &AdminState,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+    id: Option<&str>,
+) -> Result<(SignedIn, Uuid), Response> {
+    let me = signed_in_post(state, headers, csrf).await?;
+    match id.and_then(|id| Uuid::parse_str(id.trim()).ok()) {
+        Some(id) => Ok((me, id)),
+        None => Err(html_response(
+            StatusCode::NOT_FOUND,
+            html::not_found_page(),
+            me.cookies,
+        )),
+    }
+}
+
+/// The preamble of every sign-in post that goes to Supabase Auth: the CSRF check, then the
+/// project's client (without one, production sign-in does not exist here: 404).
+#[allow(clippy::result_large_err)] // a Response, as every handler returns
+fn supabase_post(
+    state: &AdminState,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+) -> Result<SupabaseAuth, Response> {
+    if !csrf_ok(headers, csrf) {
+        return Err(csrf_refused());
+    }
+    state
+        .supabase
+        .clone()
+        .ok_or_else(|| login_with_error(headers, state, StatusCode::NOT_FOUND, TOKEN_REFUSED))
+}
+
 #[derive(Deserialize)]
 struct PasswordForm {
     email: Option<String>,
@@ -395,11 +444,9 @@ async fn sign_in_with_password(
     headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
-        return csrf_refused();
-    }
-    let Some(auth) = state.supabase.clone() else {
-        return login_with_error(&headers, &state, StatusCode::NOT_FOUND, TOKEN_REFUSED);
+    let auth = match supabase_post(&state, &headers, form.csrf_token.as_deref()) {
+        Ok(auth) => auth,
+        Err(page) => return page,
     };
     let (Some(email), Some(password)) = (
         form.email
@@ -444,11 +491,9 @@ async fn send_sign_in_code(
     headers: HeaderMap,
     Form(form): Form<CodeRequestForm>,
 ) -> Response {
-    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
-        return csrf_refused();
-    }
-    let Some(auth) = state.supabase.clone() else {
-        return login_with_error(&headers, &state, StatusCode::NOT_FOUND, TOKEN_REFUSED);
+    let auth = match supabase_post(&state, &headers, form.csrf_token.as_deref()) {
+        Ok(auth) => auth,
+        Err(page) => return page,
     };
     let Some(email) = form
         .email
@@ -493,11 +538,9 @@ async fn sign_in_with_code(
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
-        return csrf_refused();
-    }
-    let Some(auth) = state.supabase.clone() else {
-        return login_with_error(&headers, &state, StatusCode::NOT_FOUND, TOKEN_REFUSED);
+    let auth = match supabase_post(&state, &headers, form.csrf_token.as_deref()) {
+        Ok(auth) => auth,
+        Err(page) => return page,
     };
     let email = form.email.map(|e| e.trim().to_owned()).unwrap_or_default();
     let code: String = form

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    csrf_ok, csrf_refused, error_page, html_response, redirect, signed_in, CsrfForm, SignedIn,
+    error_page, html_response, redirect, signed_in, signed_in_post, signed_in_post_for, CsrfForm,
+    SignedIn,
 };
 use crate::admin::conversations::{self, Cursor, ReplyError, Search};
 use crate::admin::html::Flash;
@@ -154,11 +155,17 @@ pub(super) async fn reply_as_person(
     Path(user_id): Path<String>,
     Form(form): Form<ReplyForm>,
 ) -> Response {
-    let (me, user_id) =
-        match customer_action(&state, &headers, form.csrf_token.as_deref(), &user_id).await {
-            Ok(found) => found,
-            Err(page) => return page,
-        };
+    let (me, user_id) = match signed_in_post_for(
+        &state,
+        &headers,
+        form.csrf_token.as_deref(),
+        Some(&user_id),
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
     let Some(actions) = state.actions.clone() else {
         return transcript_response(
             &state,
@@ -198,28 +205,6 @@ pub(super) async fn reply_as_person(
     transcript_response(&state, me, user_id, status, flash).await
 }
 
-/// The common start of an action on one customer: the CSRF token, the owner's session, and a
-/// customer id that parses (anything else is a 404).
-async fn customer_action(
-    state: &AdminState,
-    headers: &HeaderMap,
-    csrf_token: Option<&str>,
-    user_id: &str,
-) -> Result<(SignedIn, Uuid), Response> {
-    if !csrf_ok(headers, csrf_token) {
-        return Err(csrf_refused());
-    }
-    let me = signed_in(state, headers).await?;
-    match Uuid::parse_str(user_id) {
-        Ok(id) => Ok((me, id)),
-        Err(_) => Err(html_response(
-            StatusCode::NOT_FOUND,
-            html::not_found_page(),
-            me.cookies,
-        )),
-    }
-}
-
 /// POST /admin/conversations/{user_id}/resume: the assistant answers this customer again.
 pub(super) async fn resume_assistant(
     State(state): State<AdminState>,
@@ -227,11 +212,17 @@ pub(super) async fn resume_assistant(
     Path(user_id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let (me, user_id) =
-        match customer_action(&state, &headers, form.csrf_token.as_deref(), &user_id).await {
-            Ok(found) => found,
-            Err(page) => return page,
-        };
+    let (me, user_id) = match signed_in_post_for(
+        &state,
+        &headers,
+        form.csrf_token.as_deref(),
+        Some(&user_id),
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
     let Some(actions) = state.actions.clone() else {
         return transcript_response(
             &state,
@@ -273,10 +264,7 @@ pub(super) async fn switch_assistant(
     headers: HeaderMap,
     Form(form): Form<AssistantForm>,
 ) -> Response {
-    if !csrf_ok(&headers, form.csrf_token.as_deref()) {
-        return csrf_refused();
-    }
-    let me = match signed_in(&state, &headers).await {
+    let me = match signed_in_post(&state, &headers, form.csrf_token.as_deref()).await {
         Ok(me) => me,
         Err(page) => return page,
     };
@@ -357,11 +345,17 @@ pub(super) async fn mark_handover_done(
     Path(user_id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let (me, user_id) =
-        match customer_action(&state, &headers, form.csrf_token.as_deref(), &user_id).await {
-            Ok(found) => found,
-            Err(page) => return page,
-        };
+    let (me, user_id) = match signed_in_post_for(
+        &state,
+        &headers,
+        form.csrf_token.as_deref(),
+        Some(&user_id),
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
     let Some(actions) = state.actions.clone() else {
         return error_page(me.cookies);
     };

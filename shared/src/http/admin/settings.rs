@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{csrf_ok, csrf_refused, error_page, html_response, redirect, signed_in, SignedIn};
+use super::{error_page, html_response, redirect, signed_in, signed_in_post_for, SignedIn};
 use crate::admin::html;
 use crate::admin::settings::{self, AssistantForm, SettingsError, SettingsForm};
 use crate::admin::AdminState;
@@ -137,23 +137,6 @@ pub(super) async fn show_settings(
     show(state, headers, q, Which::Settings).await
 }
 
-/// CSRF first, then the owner, then the number's id (anything unparsable is a 404).
-async fn begin_post(
-    state: &AdminState,
-    headers: &HeaderMap,
-    csrf: Option<&str>,
-    tenant: Option<&str>,
-) -> Result<(SignedIn, Uuid), Response> {
-    if !csrf_ok(headers, csrf) {
-        return Err(csrf_refused());
-    }
-    let me = signed_in(state, headers).await?;
-    match tenant.and_then(|t| Uuid::parse_str(t.trim()).ok()) {
-        Some(t) => Ok((me, t)),
-        None => Err(not_found(me)),
-    }
-}
-
 #[derive(Deserialize)]
 pub(super) struct AssistantPost {
     tenant_id: Option<String>,
@@ -170,7 +153,7 @@ pub(super) async fn save_assistant(
     headers: HeaderMap,
     Form(form): Form<AssistantPost>,
 ) -> Response {
-    let (me, tenant) = match begin_post(
+    let (me, tenant) = match signed_in_post_for(
         &state,
         &headers,
         form.csrf_token.as_deref(),
@@ -220,7 +203,7 @@ pub(super) async fn save_settings(
     headers: HeaderMap,
     Form(form): Form<SettingsPost>,
 ) -> Response {
-    let (me, tenant) = match begin_post(
+    let (me, tenant) = match signed_in_post_for(
         &state,
         &headers,
         form.csrf_token.as_deref(),
@@ -268,7 +251,7 @@ pub(super) async fn replace_token(
     headers: HeaderMap,
     Form(form): Form<TokenPost>,
 ) -> Response {
-    let (me, tenant) = match begin_post(
+    let (me, tenant) = match signed_in_post_for(
         &state,
         &headers,
         form.csrf_token.as_deref(),
