@@ -1,6 +1,6 @@
 //! The database budget per answered message: three round trips once the tenant's context is
-//! cached (claim, record, mark sent), one more when it is not; and three per tenant for a
-//! batch. Its own test binary, its tests one at a time, so no other test's queries run in
+//! cached (claim, record, mark sent), one more when it is not; and three for a batch, shared
+//! by its tenants. Its own test binary, its tests one at a time, so no other test's queries run in
 //! between.
 
 mod common;
@@ -57,7 +57,9 @@ async fn an_answered_message_costs_three_round_trips_warm_and_four_cold(pool: Pg
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
-async fn a_batch_costs_three_round_trips_per_tenant_whatever_its_size(pool: PgPool) {
+async fn a_batch_costs_three_round_trips_whatever_its_size_and_about_three_whatever_its_tenants(
+    pool: PgPool,
+) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = world(pool).await;
     accept_sends(&w.graph).await;
@@ -108,5 +110,12 @@ async fn a_batch_costs_three_round_trips_per_tenant_whatever_its_size(pool: PgPo
     assert!(results
         .iter()
         .all(|r| r.as_ref().unwrap() == &Outcome::Replied(vec!["faq"])));
-    assert_eq!(trips, 6, "two tenants, three each");
+    // Each tenant's call is its own transaction, but calls made together share a round trip
+    // (store/coalesce.rs): the claims go together, then the records; the two mark-sent
+    // calls go together when both tenants' sends end in the same poll, else one after the
+    // other. Three per tenant, six, without the sharing.
+    assert!(
+        (3..=4).contains(&trips),
+        "two tenants share the claim and record round trips: {trips}"
+    );
 }

@@ -122,7 +122,8 @@ impl Store {
     ) -> Result<Option<TenantContextRecord>, StoreError> {
         // A typed UUID, so the literal is safe; see `literal` for why this is a simple query.
         let call = format!("alphadome.tenant_context('{}'::uuid)", tenant.0);
-        let json = super::literal::fetch_json(&self.pool, &super::literal::json_select(&call))
+        let json = self
+            .fetch_doc(super::literal::json_select(&call))
             .await
             .context("loading the tenant context")?;
         match json {

@@ -8,6 +8,7 @@
 //! switches to the `alphadome_app` role (no BYPASSRLS) and records the tenant for the
 //! row-level-security policies, in the same round trip as `BEGIN`.
 
+mod coalesce;
 mod context;
 mod flags;
 mod knowledge;
@@ -67,6 +68,8 @@ pub fn connect_options(url: &SecretString) -> anyhow::Result<PgConnectOptions> {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    /// The pipeline's calls, several tenants' to a round trip ([`coalesce`]).
+    calls: std::sync::Arc<coalesce::Coalescer>,
 }
 
 impl Store {
@@ -79,7 +82,7 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(describe_connect_error)?;
-        Ok(Self { pool })
+        Ok(Self::from_pool(pool))
     }
 
     /// A pool that connects on first use: a Lambda's init phase then costs no network round
@@ -89,11 +92,23 @@ impl Store {
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(connect_options(url)?);
-        Ok(Self { pool })
+        Ok(Self::from_pool(pool))
     }
 
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        // Half the pool for combined calls (each carries any number of tenants' calls); the
+        // rest stays free for the context loads and owner reads that run beside them.
+        let in_flight = (pool.options().get_max_connections() as usize / 2).max(1);
+        Self {
+            calls: std::sync::Arc::new(coalesce::Coalescer::new(pool.clone(), in_flight)),
+            pool,
+        }
+    }
+
+    /// Runs a statement made by [`literal::json_select`] in a transaction of its own, in one
+    /// round trip shared with the other calls made at the same time (see [`coalesce`]).
+    pub(crate) async fn fetch_doc(&self, sql: String) -> anyhow::Result<Option<serde_json::Value>> {
+        self.calls.fetch_json(sql).await
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -5,7 +5,7 @@
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use super::literal::{fetch_json, json_select, quote_literal};
+use super::literal::{json_select, quote_literal};
 use super::{Store, StoreError};
 use crate::domain::{CustomerId, EntryId, TenantId};
 use crate::webhook::StatusUpdate;
@@ -166,8 +166,8 @@ pub(super) async fn call<T: Serialize>(
 ) -> Result<serde_json::Value, StoreError> {
     let json = serde_json::to_string(input).context("encoding the call")?;
     let expr = format!("alphadome.{function}({}::jsonb)", quote_literal(&json)?);
-    let sql = json_select(&expr);
-    let out = fetch_json(store.pool(), &sql)
+    let out = store
+        .fetch_doc(json_select(&expr))
         .await
         .with_context(|| format!("calling alphadome.{function}"))?;
     Ok(out.unwrap_or(serde_json::Value::Null))

@@ -3,6 +3,7 @@
 //! Start them with `scripts/test-services.sh`; set DATABASE_URL (see README).
 
 mod admin;
+mod coalesce;
 mod helpers;
 mod keys;
 mod migrations;

@@ -1,0 +1,212 @@
+//! Several tenants' calls in one round trip, each in its own transaction.
+//!
+//! A queue batch holds messages of several businesses, and each of the pipeline's steps is one
+//! SQL function call per business, which must run in a transaction of its own: the function
+//! acts for one tenant (`alphadome.act_for_tenant` refuses a second in the same transaction).
+//! Sent one by one, a batch of ten businesses costs thirty round trips. PostgreSQL runs a
+//! simple `Query` message holding several statements one after the other, and an explicit
+//! `begin; …; commit;` inside it bounds a transaction — so the calls made at the same time
+//! go together as `begin; <call 1>; commit; begin; <call 2>; commit; …`: one round trip,
+//! still one transaction per tenant, and no prepared statement (a transaction-mode pooler
+//! keeps the same server connection until the message is done).
+//!
+//! Which calls go together: those queued while the previous combined message is in flight
+//! (at most [`Coalescer::in_flight`] at once), plus those made in the same poll of a task
+//! (the first caller yields once, so the other tenants of a wave, polled by the same
+//! `join_all`, queue behind it). Nothing waits on a timer.
+//!
+//! Errors stay each call's own. PostgreSQL abandons the rest of a message after an error:
+//! the failed call gets its error (with the database's code, so a refusal is still told from
+//! a fault), the aborted transaction is rolled back on the same connection, and the calls
+//! after it run again in a new message. A connection lost midway fails every call not yet
+//! answered, as a single lost call did before: the caller retries, and claims make a retry
+//! safe.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt as _;
+use sqlx::postgres::{PgQueryResult, PgRow};
+use sqlx::{Either, PgConnection, PgPool, Row as _};
+use tokio::sync::{oneshot, Semaphore};
+
+use super::literal::ROUND_TRIPS;
+
+type Reply = anyhow::Result<Option<serde_json::Value>>;
+
+/// One call waiting for its turn: a statement made by [`super::literal::json_select`].
+struct Call {
+    sql: String,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// Combines concurrent calls of one pool into shared round trips.
+pub(super) struct Coalescer {
+    pool: PgPool,
+    queue: Mutex<Vec<Call>>,
+    /// Combined messages in flight at once.
+    in_flight: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Coalescer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coalescer")
+            .field("in_flight", &self.in_flight.available_permits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Coalescer {
+    /// `in_flight`: how many combined messages may run at once (at least 1); the pool's
+    /// other connections stay free for everything else.
+    pub(super) fn new(pool: PgPool, in_flight: usize) -> Self {
+        Self {
+            pool,
+            queue: Mutex::new(Vec::new()),
+            in_flight: Arc::new(Semaphore::new(in_flight.max(1))),
+        }
+    }
+
+    /// Runs `sql` (one [`super::literal::json_select`] statement) in a transaction of its
+    /// own, together with whatever other calls are waiting, and returns its JSON.
+    pub(super) async fn fetch_json(self: &Arc<Self>, sql: String) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        let first = {
+            let mut queue = self.queue.lock().expect("coalescer queue");
+            queue.push(Call { sql, reply });
+            queue.len() == 1
+        };
+        if first {
+            // Let the calls polled after this one in the same pass (the rest of a wave) join.
+            tokio::task::yield_now().await;
+            // The message runs on its own task: a caller that gives up (a deadline, a
+            // dropped future) never strands the others' answers.
+            let this = self.clone();
+            tokio::spawn(async move { this.flush().await });
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the database call was abandoned")))
+    }
+
+    /// Waits for a free slot, then sends everything queued by then.
+    async fn flush(&self) {
+        let _slot = self.in_flight.acquire().await;
+        let calls = std::mem::take(&mut *self.queue.lock().expect("coalescer queue"));
+        let mut calls = calls
+            .into_iter()
+            .filter(|c| !c.reply.is_closed())
+            .peekable();
+        let mut pending: Vec<Call> = calls.by_ref().collect();
+        while !pending.is_empty() {
+            pending = self.run(pending).await;
+        }
+    }
+
+    /// Sends `calls` as one message; answers those that ran and returns those that did not
+    /// start because an earlier one failed.
+    async fn run(&self, calls: Vec<Call>) -> Vec<Call> {
+        ROUND_TRIPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut conn = match self.pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!(
+                    "{:#}",
+                    anyhow::Error::new(e).context("calling the database")
+                );
+                for c in calls {
+                    let _ = c.reply.send(Err(anyhow::anyhow!(why.clone())));
+                }
+                return Vec::new();
+            }
+        };
+        let mut message = String::with_capacity(calls.iter().map(|c| c.sql.len() + 16).sum());
+        for c in &calls {
+            message.push_str("begin; ");
+            message.push_str(&c.sql);
+            message.push_str("; commit;\n");
+        }
+        // Each call completes four commands: begin, set role, select, commit.
+        const COMMANDS: usize = 4;
+        let mut completed = 0usize;
+        let mut docs: Vec<Option<Option<String>>> = (0..calls.len()).map(|_| None).collect();
+        let mut failure: Option<sqlx::Error> = None;
+        {
+            let mut stream = statements(&mut conn, &message);
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(Either::Left(_)) => completed += 1,
+                    Ok(Either::Right(row)) => {
+                        let at = completed / COMMANDS;
+                        if let Some(slot) = docs.get_mut(at) {
+                            *slot = Some(row.try_get::<Option<String>, _>("doc").ok().flatten());
+                        }
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        let done = completed / COMMANDS;
+        let mut calls = calls.into_iter();
+        for (call, doc) in calls.by_ref().take(done).zip(docs) {
+            let answer = match doc {
+                Some(Some(text)) => serde_json::from_str(&text)
+                    .map(Some)
+                    .context("decoding the result"),
+                _ => Ok(None),
+            };
+            let _ = call.reply.send(answer);
+        }
+        let Some(error) = failure else {
+            return Vec::new();
+        };
+        let refused_here = matches!(error, sqlx::Error::Database(_));
+        let failed = calls.next();
+        let rest: Vec<Call> = calls.collect();
+        // The transaction that failed is aborted: end it on this connection before the
+        // connection goes back to the pool (or drop the connection if that fails too).
+        let rolled_back = rollback(&mut conn).await.is_ok();
+        if !rolled_back {
+            let _ = conn.detach();
+        }
+        if let Some(call) = failed {
+            let _ = call.reply.send(Err(
+                anyhow::Error::new(error).context("calling the database")
+            ));
+        }
+        if refused_here && rolled_back {
+            // The database refused one call and never started the rest: they run again.
+            rest
+        } else {
+            // The connection failed: whether the rest ran is unknown, as for a lost call.
+            for c in rest {
+                let _ = c.reply.send(Err(anyhow::anyhow!(
+                    "calling the database: the connection failed during a combined call"
+                )));
+            }
+            Vec::new()
+        }
+    }
+}
+
+// The two calls on the connection, as named functions with one lifetime: written inline in the
+// spawned task, the compiler cannot prove the executor works for every lifetime.
+
+/// The results of `message`'s statements, in order.
+fn statements<'c>(
+    conn: &'c mut PgConnection,
+    message: &'c str,
+) -> BoxStream<'c, Result<Either<PgQueryResult, PgRow>, sqlx::Error>> {
+    // A `&str` without arguments goes as one simple-protocol `Query` message.
+    sqlx::Executor::fetch_many(conn, message)
+}
+
+/// Ends the aborted transaction.
+fn rollback(conn: &mut PgConnection) -> BoxFuture<'_, Result<PgQueryResult, sqlx::Error>> {
+    sqlx::Executor::execute(conn, "rollback")
+}

@@ -1,0 +1,108 @@
+//! Several tenants' pipeline calls made at the same time go to the database as one message,
+//! `begin; <call>; commit;` per call (store/coalesce.rs). Each call must still run in a
+//! transaction of its own — the functions act for one tenant per transaction and refuse a
+//! second — and one call the database refuses must fail alone: the calls before it stay
+//! committed, those after it run again, and the connection is usable afterwards. Through
+//! PgBouncer in transaction mode, as Supabase's pooler.
+
+use crate::helpers::{local_keys, seed_two_tenants};
+use alphadome::domain::TenantId;
+use alphadome::store::{BeginInbound, Store};
+use secrecy::SecretString;
+use sqlx::PgPool;
+
+fn bouncer_url(db: &str) -> SecretString {
+    let base = std::env::var("ALPHADOME_TEST_PGBOUNCER")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:6432".into());
+    SecretString::from(format!("{base}/{db}"))
+}
+
+fn inbound<'a>(wamid: &'a str, phone: &'a str) -> BeginInbound<'a> {
+    BeginInbound {
+        wa_message_id: wamid,
+        phone: Some(phone),
+        user_id: None,
+        profile_name: Some("Customer"),
+        message_type: "text",
+        text: Some("hello"),
+        intent: None,
+        count_reply: true,
+        with_history: false,
+    }
+}
+
+/// The tenant whose conversation row holds `wamid` (None: no row).
+async fn owner_of(pool: &PgPool, wamid: &str) -> Option<uuid::Uuid> {
+    sqlx::query_scalar("select bot_tenant_id from public.conversations where wa_message_id = $1")
+        .bind(wamid)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn calls_made_together_keep_one_transaction_each_and_a_refused_one_fails_alone(pool: PgPool) {
+    let db: String = sqlx::query_scalar("select current_database()::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // One connection: the combined message and everything after it share it.
+    let store = Store::connect(&bouncer_url(&db), 1)
+        .await
+        .expect("PgBouncer on 6432: run scripts/test-services.sh");
+    let s = seed_two_tenants(&store, &local_keys()).await;
+    let nobody = TenantId(uuid::Uuid::new_v4());
+
+    let a_claim = [inbound("wamid.together.a", "254700000001")];
+    let lost_claim = [inbound("wamid.together.lost", "254700000002")];
+    let b_claim = [inbound("wamid.together.b", "254700000003")];
+    let (a, lost, b) = tokio::join!(
+        store.begin_inbound_batch(s.a.id, 120, 6, &a_claim),
+        store.begin_inbound_batch(nobody, 120, 6, &lost_claim),
+        store.begin_inbound_batch(s.b.id, 120, 6, &b_claim),
+    );
+    assert!(a.expect("the call before the refused one")[0].claimed);
+    let refused = lost.expect_err("a tenant that does not exist is refused");
+    assert!(
+        refused.is_refusal(),
+        "the database's own refusal: {refused:#}"
+    );
+    assert!(b.expect("the call after the refused one runs again")[0].claimed);
+    assert_eq!(owner_of(&pool, "wamid.together.a").await, Some(s.a.id.0));
+    assert_eq!(owner_of(&pool, "wamid.together.b").await, Some(s.b.id.0));
+    assert_eq!(owner_of(&pool, "wamid.together.lost").await, None);
+
+    // The aborted transaction was ended: the same connection answers the next calls.
+    let again = [inbound("wamid.together.a2", "254700000001")];
+    let out = store
+        .begin_inbound_batch(s.a.id, 120, 6, &again)
+        .await
+        .expect("the connection is usable after a refused call");
+    assert!(out[0].claimed);
+    assert!(store.load_tenant_context(s.b.id).await.unwrap().is_some());
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn many_tenants_calls_at_once_each_land_in_their_own_tenant(pool: PgPool) {
+    let db: String = sqlx::query_scalar("select current_database()::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let store = Store::connect(&bouncer_url(&db), 2).await.unwrap();
+    let s = seed_two_tenants(&store, &local_keys()).await;
+    let wamids: Vec<String> = (0..40).map(|i| format!("wamid.many.{i}")).collect();
+    let claims: Vec<[BeginInbound<'_>; 1]> = wamids
+        .iter()
+        .map(|w| [inbound(w, "254700000009")])
+        .collect();
+    let calls = claims.iter().enumerate().map(|(i, c)| {
+        let t = if i % 2 == 0 { s.a.id } else { s.b.id };
+        store.begin_inbound_batch(t, 120, 6, c)
+    });
+    let out = futures_util::future::join_all(calls).await;
+    for (i, r) in out.into_iter().enumerate() {
+        assert!(r.unwrap()[0].claimed, "call {i}");
+        let want = if i % 2 == 0 { s.a.id.0 } else { s.b.id.0 };
+        assert_eq!(owner_of(&pool, &wamids[i]).await, Some(want), "call {i}");
+    }
+}
