@@ -50,17 +50,22 @@ sherehe: party event celebration; harusi: wedding; mkutano: meeting conference
 kadi: card; malipo: payment; lipa: pay; pesa: money; doh: money; ganji: money; mullah: money
 munde: money; soo: hundred; thao: thousand; mia: hundred; elfu: thousand; awali: deposit advance first
 rudishiwa: refund refunded; rudisha: return refund; rudi: return back
-pokea: accept receive; kubali: accept; peana: give offer; pata: get find receive
-hitaji: need require requirements; mahitaji: requirements needs; lazima: must required
+pokea: accept receive; kubali: accept; peana: give offer; pata: get find
+mahitaji: requirements needs; lazima: must required
 msaada: help; saidia: help assist; shida: problem issue; ngori: problem trouble; tatizo: problem
 ofisi: office; duka: shop store; dukani: shop store; soko: market; mji: town
 mna: have; tuna: have; una: have; mnayo: have; mnazo: have; nazo: have; nayo: have
-tumia: use; tumiwa: use; kam: come; kuja: come; fika: arrive reach get; chukua: take collect pick; beba: carry pick
+tumia: use; tumiwa: use; kam: come; kuja: come; fika: arrive reach get; chukua: take collect; beba: carry pick
 ita: call; piga: call; tuma: send; leta: bring deliver; peleka: take deliver
 dawa: medicine drug chemical spray; nyunyizia: spray; mti: tree; miti: trees; majani: leaves grass
 udongo: soil; mchanga: sand soil; maji: water; mvua: rain rains
 picha: picture photo pictures photos; sampuli: sample samples
 mbogi: group friends; kundi: group; chama: group
+navyo: have; nacho: have; mnacho: have; mnavyo: have
+taka: want; weza: can; eza: can; jua: know; pata: get; penda: like; omba: please; hitaji: need
+ambia: tell; uliza: ask; ona: see; enda: go; kwenda: go; anza: start begin; maliza: finish
+agiza: order buy; shika: get buy; gharimu: cost
+wazi: open; mtaa: area estate neighbourhood; dharura: emergency urgent
 kanisa: church; shule: school; hospitali: hospital; hoteli: hotel; mgahawa: restaurant
 "#;
 
