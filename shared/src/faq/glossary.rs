@@ -60,7 +60,7 @@ ita: call; piga: call; tuma: send; leta: bring deliver; peleka: take deliver
 dawa: medicine drug chemical spray; nyunyizia: spray; mti: tree; miti: trees; majani: leaves grass
 udongo: soil; mchanga: sand soil; maji: water; mvua: rain rains
 picha: picture photo pictures photos; sampuli: sample samples
-mbogi: group friends; kundi: group; chama: group
+nafasi: space slot vacancy chance; mbogi: group friends; kundi: group; chama: group
 navyo: have; nacho: have; mnacho: have; mnavyo: have
 taka: want; weza: can; eza: can; jua: know; pata: get; penda: like; omba: please; hitaji: need
 ambia: tell; uliza: ask; ona: see; enda: go; kwenda: go; anza: start begin; maliza: finish

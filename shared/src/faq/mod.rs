@@ -67,14 +67,14 @@ const GLOSS_STRENGTH: f32 = 0.9;
 /// Strength of a carrying verb ("send", "bring") for delivery when the message names a destination.
 const DESTINATION_STRENGTH: f32 = 0.9;
 /// Minimum score `best_match` accepts.
-const THRESHOLD: f32 = 0.6;
+const THRESHOLD: f32 = 0.58;
 /// An entry that leaves half of the message unexplained is not its answer, however well it
 /// covers its own question: "do you deliver medicine?" to a hardware shop.
 const MIN_QUERY_COVERAGE: f32 = 0.5;
 /// Explaining the customer's words matters more than echoing the entry's.
 const QUERY_COVERAGE_EXPONENT: f32 = 0.6;
 /// Minimum lead of the best entry over the runner-up.
-const MARGIN: f32 = 0.1;
+const MARGIN: f32 = 0.08;
 /// A clear winner may score less: when it leads the runner-up by [`CLEAR_MARGIN`] and
 /// explains [`CLEAR_QUERY_COVERAGE`] of the message, [`CLEAR_THRESHOLD`] is enough. Most
 /// paraphrases that miss the main threshold are alone in the running and fully explained.
@@ -297,7 +297,15 @@ fn undoubled(w: &str) -> String {
 }
 
 /// Everyday verbs of carrying that only ask for delivery when a destination follows.
-const CARRY: &[&str] = &["bring", "take", "carry", "drop", "ship", "transport"];
+const CARRY: &[&str] = &[
+    "bring",
+    "take",
+    "carry",
+    "drop",
+    "ship",
+    "transport",
+    "order",
+];
 
 /// Whether a message names where something should go: a known place, "to my ...", or a
 /// capitalised name after "to", "hadi" or "mpaka".

@@ -233,6 +233,26 @@ pub(crate) fn shorthand(tok: &str) -> Option<&'static str> {
         "inf" | "info" => "information",
         "hallo" | "helo" | "hellow" | "hellp" | "heloo" | "hellooo" | "helloo" => "hello",
         "hey" | "heey" | "hiii" | "hy" => "hi",
+        "av" | "hev" => "have",
+        "dey" => "they",
+        "nw" => "now",
+        "cum" => "come",
+        "gt" => "get",
+        "wil" => "will",
+        "ryt" | "rite" => "right",
+        "fone" | "phn" | "fon" => "phone",
+        "numba" | "nambo" | "nmba" => "number",
+        "evng" | "evenin" | "eve" => "evening",
+        "aftanun" | "afternun" | "aftn" => "afternoon",
+        "mon" => "monday",
+        "tue" | "tues" => "tuesday",
+        "wed" => "wednesday",
+        "thu" | "thur" | "thurs" => "thursday",
+        "fri" => "friday",
+        "xmas" | "krismasi" => "christmas",
+        "bookin" => "booking",
+        "deliva" | "delivr" | "delivar" => "deliver",
+        "payed" => "paid",
         "niajee" | "nyaje" | "niajeh" => "niaje",
         "mambooo" | "mamboo" => "mambo",
         "asnte" | "asanteh" | "asantee" | "ahsante" | "asanti" => "asante",
@@ -430,7 +450,7 @@ pub(crate) fn is_stopword(w: &str) -> bool {
             | "yetu" | "wetu" | "letu" | "chetu" | "vyetu" | "zetu" | "changu" | "vyangu" | "chako"
             | "vyako" | "vyenu" | "kwangu"
             | "kwetu" | "kwao" | "nyie" | "ivi" | "hivi" | "hivyo" | "vile" | "ivo" | "labda" | "kweli" | "hamna" | "hakuna"
-            | "siwezi" | "hatuwezi" | "hawezi" | "haiwezekani" | "sitaweza" | "hutaweza"
+            | "wasee" | "wadau" | "mdau" | "mabro" | "bradhe" | "siwezi" | "hatuwezi" | "hawezi" | "haiwezekani" | "sitaweza" | "hutaweza"
             // Forms of address
             | "mama" | "mami" | "mathe" | "auntie" | "aunty" | "uncle" | "mzee" | "bwana" | "chief"
             | "brathe" | "mkuu" | "mrembo" | "ndugu" | "madame" | "mister" | "mr" | "mrs" | "ms"
