@@ -199,6 +199,16 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
                 *t = c;
             }
         }
+        if toks.iter().any(|t| index.split_compound(lex, t).is_some()) {
+            let mut split = Vec::with_capacity(toks.len() + 2);
+            for t in toks {
+                match index.split_compound(lex, t) {
+                    Some(k) => split.extend([&t[..k], &t[k..]]),
+                    None => split.push(t),
+                }
+            }
+            toks = split;
+        }
     }
     let mut a = Analysis::default();
     let mut i = 0;
@@ -635,6 +645,27 @@ impl FaqIndex {
         let mut known = found.iter().filter(|c| self.knows_word(lex, c));
         let pick = known.next()?;
         known.all(|o| lex.same_meaning(pick, o)).then_some(*pick)
+    }
+
+    /// Where to split a word nobody knows that is two known words run together
+    /// ("threepiece", "oneday", "bookingfee"): one of them the tenant's own.
+    fn split_compound(&self, lex: &Lexicon, t: &str) -> Option<usize> {
+        if t.len() < 6
+            || !t.bytes().all(|b| b.is_ascii_lowercase())
+            || is_stopword(t)
+            || is_common(t)
+            || lex.knows(t)
+            || self.terms.contains_key(stem(t).as_ref())
+            || english(t).is_some()
+        {
+            return None;
+        }
+        let tenant = |w: &str| self.terms.contains_key(stem(w).as_ref());
+        let known = |w: &str| tenant(w) || lex.knows(w) || is_stopword(w) || is_common(w);
+        (3..=t.len() - 3).find(|&k| {
+            let (l, r) = (&t[..k], &t[k..]);
+            known(l) && known(r) && (tenant(l) || tenant(r))
+        })
     }
 
     /// Two words the tenant writes as one ("check in" for "check-in", "ready made"), joined;
