@@ -63,7 +63,7 @@ CREDIT T: credit, credit account, loan, loans, pay later, lipa baadaye, lipe baa
 WARRANTY T: warranty, warranties, guarantee, guarantees, guaranteed, dhamana
 RETURN T: change it, change size, swap:0.7, swapping:0.7, bring it back, bring back, take back, send back, take it back, wrong:0.4, return, returns, returned, returning, refund, refunds, refunded, exchange, exchanges, rudisha, rudishiwa, money back, badilisha:0.5, replace:0.6, replacement:0.6
 HIRE T: hire, hire out, rent, rental, rentals, rent out, renting, lease, kodi, kukodisha, kodisha, kodi ya
-REGISTER T: register, registration, registering, enroll, enrol, enrolling, enrollment, enrolment, enrolled, sign up, signup, join:0.7, joining:0.7, admission, admissions, jiandikisha, andikisha, sajili, sajiliwa, membership:0.7
+REGISTER T: register, registration, registering, enroll, enrol, enrolling, enrollment, enrolment, enrolled, sign up, signup, join:0.7, joining:0.7, admission, admissions, jiandikisha, andikisha, sajili, sajiliwa, membership:0.7, jiunga, kujiunga, become a member, sign me up
 REQUIREMENTS T: requirements, requirement, required, require, documents:0.7, docs:0.6, what do i need, what should i bring, what to bring, mahitaji, vitu gani nahitaji, nahitaji nini, ninahitaji nini, qualifications:0.7, eligible, eligibility
 ALTER T: alter, alters, altered, altering, alteration, alterations, adjust, adjusting, adjusted, adjustment, adjustments, modify, modification, resize, resizing, shorten, lengthen, tighten, loosen, take in, let out, punguza:0.6, refusha, rekebisha:0.5
 JOB T: job, jobs, hiring, hire me, employ me, vacancy, vacancies, hiring, employment, employ, kazi, internship, attachment, recruit, recruiting, career, careers, cv, apply

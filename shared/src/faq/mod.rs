@@ -19,7 +19,7 @@ pub mod normalize;
 use std::collections::HashMap;
 
 use fuzzy::DeleteIndex;
-use glossary::{english, is_common};
+use glossary::{english, is_common, is_english};
 use lexicon::{lexicon, Class, Hit, Lexicon};
 use normalize::{is_stopword, normalize_into, shorthand, stem, SW_PREFIXES};
 
@@ -588,7 +588,7 @@ impl FaqIndex {
         {
             return None;
         }
-        if self.terms.contains_key(stem(t).as_ref()) || english(t).is_some() {
+        if self.terms.contains_key(stem(t).as_ref()) || english(t).is_some() || is_english(t) {
             return None;
         }
         if fuzzy::is_vowelless(t) {

@@ -429,7 +429,8 @@ pub(crate) fn is_stopword(w: &str) -> bool {
             | "but" | "because" | "since" | "again" | "well" | "only" | "same" | "other" | "another"
             | "way" | "ways" | "kind" | "type" | "types" | "sort" | "give" | "find" | "see" | "show"
             | "send me" | "okay" | "hmm" | "eh" | "ah" | "oh" | "yo" | "say" | "ask" | "asking" | "question"
-            | "quick" | "help" | "assist" | "per"
+            | "quick" | "help" | "assist" | "per" | "his" | "hers" | "after" | "during" | "while"
+            | "through" | "upon" | "whose"
             // Swahili / Sheng function words
             | "ya" | "na" | "ni" | "za" | "wa" | "la" | "kwa" | "cha" | "vya" | "kama" | "tu" | "je"
             | "hii" | "hiyo" | "hizi" | "hizo" | "huyu" | "yangu" | "yako" | "yenu" | "lenu" | "wenu"
@@ -450,7 +451,7 @@ pub(crate) fn is_stopword(w: &str) -> bool {
             | "yetu" | "wetu" | "letu" | "chetu" | "vyetu" | "zetu" | "changu" | "vyangu" | "chako"
             | "vyako" | "vyenu" | "kwangu"
             | "kwetu" | "kwao" | "nyie" | "ivi" | "hivi" | "hivyo" | "vile" | "ivo" | "labda" | "kweli" | "hamna" | "hakuna"
-            | "wasee" | "wadau" | "mdau" | "mabro" | "bradhe" | "siwezi" | "hatuwezi" | "hawezi" | "haiwezekani" | "sitaweza" | "hutaweza"
+            | "mbona" | "samahani" | "sorry" | "excuse" | "pole" | "mob" | "wasee" | "wadau" | "mdau" | "mabro" | "bradhe" | "siwezi" | "hatuwezi" | "hawezi" | "haiwezekani" | "sitaweza" | "hutaweza"
             // Forms of address
             | "mama" | "mami" | "mathe" | "auntie" | "aunty" | "uncle" | "mzee" | "bwana" | "chief"
             | "brathe" | "mkuu" | "mrembo" | "ndugu" | "madame" | "mister" | "mr" | "mrs" | "ms"
