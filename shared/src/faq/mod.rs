@@ -1212,6 +1212,47 @@ mod tests {
     }
 
     #[test]
+    fn a_carrying_verb_with_a_destination_asks_for_delivery() {
+        assert_eq!(best("can you bring it to Mombasa?"), Some(5));
+        assert_eq!(best("can you bring one to my office?"), Some(5));
+    }
+
+    #[test]
+    fn swahili_verbs_of_wanting_and_knowing_say_nothing_about_the_topic() {
+        assert_eq!(best("nikitaka kujua bei ya guitar"), Some(6));
+        assert_eq!(best("anaweza kunitumia guitar Kisumu?"), Some(5));
+    }
+
+    #[test]
+    fn two_known_words_run_together_are_split() {
+        assert_eq!(best("guitarprice?"), Some(6));
+    }
+
+    #[test]
+    fn a_double_letter_written_once_is_corrected_and_a_real_word_is_not() {
+        let docs = vec![FaqDoc {
+            question: "How much is a dress?",
+            answer: "From KES 1,800.",
+            category: None,
+            canned: false,
+            priority: 0,
+            phrasings: &[],
+        }];
+        let index = FaqIndex::build(docs);
+        assert_eq!(
+            index.best_match("hw much is a dres").map(|m| m.index),
+            Some(0)
+        );
+        let lex = lexicon();
+        assert_eq!(index.correct(lex, "after"), None);
+    }
+
+    #[test]
+    fn a_greeting_word_opening_a_message_greets() {
+        assert_eq!(best("Morning"), Some(0));
+    }
+
+    #[test]
     fn the_index_can_be_shared_between_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<FaqIndex>();
