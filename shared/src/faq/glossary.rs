@@ -72,7 +72,7 @@ mbogi: group friends; kundi: group; chama: group
 navyo: have; nacho: have; mnacho: have; mnavyo: have
 taka: want; weza: can; eza: can; jua: know; pata: get; penda: like; omba: please; hitaji: need
 ambia: tell; uliza: ask; ona: see; enda: go; kwenda: go; anza: start begin; maliza: finish
-agiza: order buy; shika: get buy; gharimu: cost
+agiza: order buy; shika: get buy; gharimu: cost; isha: finish end
 wazi: open; mtaa: area estate neighbourhood; dharura: emergency urgent
 kanisa: church; shule: school; hospitali: hospital; hoteli: hotel; mgahawa: restaurant
 "#;

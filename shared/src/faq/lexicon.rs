@@ -373,7 +373,7 @@ impl Lexicon {
                         "ni", "ku", "tu", "wa", "m", "ki", "vi", "zi", "li", "i", "u",
                     ] {
                         if let Some(r2) = rest.strip_prefix(o) {
-                            if r2.len() >= 3 {
+                            if r2.len() >= 4 {
                                 if let Some(h) = self.words.get(r2) {
                                     return Some((h, std::borrow::Cow::Borrowed(r2)));
                                 }
