@@ -451,7 +451,7 @@ pub(crate) fn is_stopword(w: &str) -> bool {
             | "yetu" | "wetu" | "letu" | "chetu" | "vyetu" | "zetu" | "changu" | "vyangu" | "chako"
             | "vyako" | "vyenu" | "kwangu"
             | "kwetu" | "kwao" | "nyie" | "ivi" | "hivi" | "hivyo" | "vile" | "ivo" | "labda" | "kweli" | "hamna" | "hakuna"
-            | "mbona" | "samahani" | "sorry" | "excuse" | "pole" | "mob" | "wasee" | "wadau" | "mdau" | "mabro" | "bradhe" | "siwezi" | "hatuwezi" | "hawezi" | "haiwezekani" | "sitaweza" | "hutaweza"
+            | "pekee" | "peke" | "mbona" | "samahani" | "sorry" | "excuse" | "pole" | "mob" | "wasee" | "wadau" | "mdau" | "mabro" | "bradhe" | "siwezi" | "hatuwezi" | "hawezi" | "haiwezekani" | "sitaweza" | "hutaweza"
             // Forms of address
             | "mama" | "mami" | "mathe" | "auntie" | "aunty" | "uncle" | "mzee" | "bwana" | "chief"
             | "brathe" | "mkuu" | "mrembo" | "ndugu" | "madame" | "mister" | "mr" | "mrs" | "ms"
