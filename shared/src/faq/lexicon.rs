@@ -209,6 +209,9 @@ pub(crate) struct Lexicon {
     pub deliver: u16,
     pub place: u16,
     pub greeting: u16,
+    /// Concepts a customer asks to be sent rather than asks to have delivered: payment details,
+    /// contacts, the location.
+    pub info: Vec<u16>,
 }
 
 static LEXICON: OnceLock<Lexicon> = OnceLock::new();
@@ -289,7 +292,12 @@ impl Lexicon {
         );
         let id = |n: &str| names.iter().position(|x| *x == n).expect("concept") as u16;
         let (deliver, place, greeting) = (id("DELIVER"), id("PLACE"), id("GREETING"));
+        let info = (0..names.len())
+            .filter(|&i| matches!(names[i], "PAY" | "CONTACT" | "LOCATION"))
+            .map(|i| i as u16)
+            .collect();
         Lexicon {
+            info,
             deliver,
             place,
             greeting,

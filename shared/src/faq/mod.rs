@@ -292,6 +292,18 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
             });
             a.slots.push((start, a.feats.len(), None));
         }
+    } else if !carried
+        && a.feats
+            .iter()
+            .any(|f| matches!(f.key, Key::Concept(c) if lex.info.contains(&c)) && f.strength >= 1.0)
+    {
+        // "send me your location", "snd paybill no": a light "send" with payment details,
+        // contacts or the location asks for the information, not for a delivery.
+        for f in a.feats.iter_mut() {
+            if matches!(f.key, Key::Concept(c) if c == lex.deliver) && f.strength < 1.0 {
+                f.strength = 0.0;
+            }
+        }
     }
     a
 }
