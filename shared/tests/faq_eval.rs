@@ -46,13 +46,15 @@ impl Tally {
     }
 }
 
-/// Floors for the independent set (set after measuring; see the test).
-const INDEPENDENT_MIN_ACCURACY: f64 = 0.78;
+/// Floors for the independent set (set after measuring; see the test): measured 0.891 / 0.014
+/// after the second round of general vocabulary and morphology.
+const INDEPENDENT_MIN_ACCURACY: f64 = 0.86;
 const INDEPENDENT_MAX_WRONG: f64 = 0.02;
 
 /// Floors for the fresh set: first measured at 0.504 / 0.000 before any matcher change for it,
-/// 0.723 / 0.008 after (README, "FAQ matcher accuracy").
-const FRESH_MIN_ACCURACY: f64 = 0.70;
+/// 0.723 / 0.008 after the first round, 0.812 / 0.008 after the second (README, "FAQ matcher
+/// accuracy").
+const FRESH_MIN_ACCURACY: f64 = 0.78;
 const FRESH_MAX_WRONG: f64 = 0.03;
 
 struct Tenant {
@@ -173,10 +175,11 @@ fn the_matcher_meets_its_accuracy_and_wrong_answer_targets_on_the_labelled_set()
         all.n >= 300,
         "the labelled set should have at least 300 queries"
     );
-    // Measured 0.94 and 0.006 when written; these leave room for noise but catch a regression.
+    // Measured 0.94 and 0.006 when written, 0.954 and 0.012 now; these leave room for noise
+    // but catch a regression.
     assert!(
-        all.accuracy() >= 0.90,
-        "accuracy {:.3} below 0.90",
+        all.accuracy() >= 0.93,
+        "accuracy {:.3} below 0.93",
         all.accuracy()
     );
     assert!(

@@ -50,17 +50,30 @@ sherehe: party event celebration; harusi: wedding; mkutano: meeting conference
 kadi: card; malipo: payment; lipa: pay; pesa: money; doh: money; ganji: money; mullah: money
 munde: money; soo: hundred; thao: thousand; mia: hundred; elfu: thousand; awali: deposit advance first
 rudishiwa: refund refunded; rudisha: return refund; rudi: return back
-pokea: accept receive; kubali: accept; peana: give offer; pata: get find receive
-hitaji: need require requirements; mahitaji: requirements needs; lazima: must required
+pokea: accept receive; kubali: accept; peana: give offer; pata: get find
+mahitaji: requirements needs; lazima: must required
 msaada: help; saidia: help assist; shida: problem issue; ngori: problem trouble; tatizo: problem
 ofisi: office; duka: shop store; dukani: shop store; soko: market; mji: town
 mna: have; tuna: have; una: have; mnayo: have; mnazo: have; nazo: have; nayo: have
-tumia: use; tumiwa: use; kam: come; kuja: come; fika: arrive reach get; chukua: take collect pick; beba: carry pick
+tumia: use; tumiwa: use; kam: come; kuja: come; fika: arrive reach get; chukua: take collect; beba: carry pick
 ita: call; piga: call; tuma: send; leta: bring deliver; peleka: take deliver
 dawa: medicine drug chemical spray; nyunyizia: spray; mti: tree; miti: trees; majani: leaves grass
 udongo: soil; mchanga: sand soil; maji: water; mvua: rain rains
 picha: picture photo pictures photos; sampuli: sample samples
+nafasi: space slot vacancy chance; jiunga: join register; dai: want; cheki: check see; nauli: fare
+meno: teeth; jino: tooth; macho: eyes eye; sikio: ear; mguu: leg foot; mkono: hand arm; kichwa: head
+tumbo: stomach; ngozi: skin; damu: blood; mwili: body; uso: face; kofia: hat cap; mkoba: bag; begi: bag
+sukari: sugar; chumvi: salt; mafuta: oil fuel; kompyuta: computer; runinga: tv television; taa: light lamp
+stima: electricity power; umeme: electricity power; karatasi: paper; mlango: door; dirisha: window
+mazoezi: exercise training workout; michezo: sports games; mgeni: guest visitor; wageni: guests visitors
+mteja: customer client; wateja: customers clients; bidhaa: products goods; ratiba: schedule timetable
+tiketi: ticket tickets; kiingilio: entry fee entrance; ukubwa: size
 mbogi: group friends; kundi: group; chama: group
+navyo: have; nacho: have; mnacho: have; mnavyo: have
+taka: want; weza: can; eza: can; jua: know; pata: get; penda: like; omba: please; hitaji: need
+ambia: tell; uliza: ask; ona: see; enda: go; kwenda: go; anza: start begin; maliza: finish
+agiza: order buy; shika: get buy; gharimu: cost; isha: finish end
+wazi: open; mtaa: area estate neighbourhood; dharura: emergency urgent
 kanisa: church; shule: school; hospitali: hospital; hoteli: hotel; mgahawa: restaurant
 "#;
 
@@ -86,9 +99,35 @@ moja mmoja mbili wawili tatu watatu nne wanne tano watano sita saba nane tisa ku
 one two three four five six seven eight nine ten
 ";
 
+/// Frequent English words customers write that are no typo of anything, whatever a tenant's
+/// vocabulary holds: "after" is not "alter", "night" not "tight", "paining" not "paint".
+const ENGLISH: &str = "
+after again against along already although always among another answer anyone anything anyway
+anywhere around asked away badly because become before begin behind being below beside better
+between beyond birth black bring brought build built buyer called cannot carry cause certain
+chance cheaper child choose chose clear coming could couple daily doing double doubt dozen during
+early earlier either elder empty enough entire especially evening every exact example family
+father feeling fever field final first floor follow found friend front further given going great
+green group guess happy happen heard heavy hello however hurts hurting husband idea inside instead
+issue items itself large later latest learn least leave level light little local longer looking
+lower maybe means meant might minor money month months morning mother mouth moving myself nearby
+nearest needed never night nights noise normal north nothing number often older order other others
+outside owner pain paining painful paper parent parents party people period person piece place
+places plain please point pretty prior private problem proper quick quite rather ready reason
+receive recent regular remain right round second seems sense seven several share short shower
+showers since single sister smaller someone something sometimes sorry south speak special spend
+staff stand start still story straight strong stuff sugar summer thank their there these thing
+think third those though three through today together tomorrow tonight total touch towards travel
+trouble trust twice under until upon usual usually value visit voice waiting walk wanted watch water
+weekly welcome where whether which while white whole whose within without woman women world worry
+worse worth would write wrong years yellow young yourself tight paint alter
+";
+
 struct Tables {
     glossary: HashMap<&'static str, Vec<&'static str>>,
     common: std::collections::HashSet<&'static str>,
+    /// English words: [`ENGLISH`], the common words and every English meaning in the glossary.
+    english: std::collections::HashSet<&'static str>,
 }
 
 fn tables() -> &'static Tables {
@@ -104,14 +143,28 @@ fn tables() -> &'static Tables {
             let sw = sw.trim().trim_matches('\'');
             glossary.insert(sw, en.split_whitespace().collect());
         }
-        let common = COMMON.split_whitespace().collect();
-        Tables { glossary, common }
+        let common: std::collections::HashSet<&'static str> = COMMON.split_whitespace().collect();
+        let english = ENGLISH
+            .split_whitespace()
+            .chain(common.iter().copied())
+            .chain(glossary.values().flatten().copied())
+            .collect();
+        Tables {
+            glossary,
+            common,
+            english,
+        }
     })
 }
 
 /// Whether a word is an everyday word that says little about the question's topic.
 pub(crate) fn is_common(w: &str) -> bool {
     tables().common.contains(w)
+}
+
+/// Whether a word is a frequent English word, never to be read as a typo of another.
+pub(crate) fn is_english(w: &str) -> bool {
+    tables().english.contains(w)
 }
 
 /// The English meaning of a Swahili or Sheng word, found as written or through its forms.

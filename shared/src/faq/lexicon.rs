@@ -43,26 +43,29 @@ impl Class {
 /// Strength (default 1) scales how strongly a word signals its concept: "where" hints at
 /// LOCATION less than "located" does, so "where can I park" stays a parking question.
 const TABLE: &str = r#"
-HOURS T: fanya kazi:0.7, mnafanya kazi, mnafanyanga kazi, work:0.4, working:0.4, open, opening, opens, opened, close, closing, closes, closed, hours, hour, business hours, opening hours, working hours, operating hours, opening times, closing time, fungua, funguliwa, fungwa, funga, saa za kazi, masaa, 24 hours, open late, late:0.6, early:0.5, operate:0.7, operating:0.7
+HOURS T: fanya kazi:0.7, mnafanya kazi, mnafanyanga kazi, work:0.4, working:0.4, open, opening, opens, opened, close, closing, closes, closed, hours, hour, business hours, opening hours, working hours, operating hours, opening times, closing time, fungua, funguliwa, fungwa, funga, saa za kazi, masaa, 24 hours, open late, late:0.6, early:0.5, operate:0.7, operating:0.7, wazi, mko wazi, open on, what time do you open
 TIME W: lini:0.7, when will, till what time, until what time, up to what time, time, times, saa ngapi, what time, when, until, till when, am, pm, saa, timing, mapema, usiku, asubuhi:0.5, jioni:0.5, morning:0.5, evening:0.5, tonight:0.5, now:0.3, saa hii
-DAY W: today, tomorrow, leo, kesho, monday, tuesday, wednesday, thursday, friday, saturday, sunday, saturdays, sundays, jumatatu, jumanne, jumatano, alhamisi, ijumaa, jumamosi, jumapili, weekend, weekday, weekdays, holiday, holidays, public holiday, public holidays, sikukuu, daily, everyday, every day
+DAY W: today, tomorrow, leo, kesho, monday, tuesday, wednesday, thursday, friday, saturday, sunday, saturdays, sundays, jumatatu, jumanne, jumatano, alhamisi, ijumaa, jumamosi, jumapili, weekend, weekday, weekdays, holiday, holidays, public holiday, public holidays, sikukuu, daily, everyday, every day, wikendi, weekends, wiki hii, this week:0.6, sundays:1, public holiday
 WHERE W: where, wapi, whereabouts
-LOCATION T: located, location, locate, address, directions, direction, situated, premises, map, maps, google maps, pin, pin location, mahali, get to you, get there, get to, find you, landmark, opposite:0.5, next to:0.4, near:0.5, building:0.4, street:0.6, road:0.5, patikana:0.5, where:0.5, wapi:0.6
+LOCATION T: located, location, locate, address, directions, direction, situated, premises, map, maps, google maps, pin, pin location, mahali, get to you, get there, get to, find you, landmark, opposite:0.5, next to:0.4, near:0.5, building:0.4, street:0.6, road:0.5, patikana:0.5, where:0.5, wapi:0.6, area gani, mtaa gani, which area, what area, where exactly, how far:0.7, distance:0.6, umbali:0.6, directions to, mko area gani, based:0.7, where are you based, pande gani, upande gani, estate gani, town gani, mko pande, wapi hasa, whereabouts
 SHOP W: shop, store, duka, outlet, branch, branches, place:0.5
-PAY T: cash on delivery, pay on delivery, paybill number, paybill no, account number, pay, paying, payment, payments, paid, lipa, lipia, lipe, lipwa, malipo, mpesa, m pesa, till, till number, till no, paybill, pay bill, buy goods, lipa na mpesa, cash, card, cards, credit card, debit card, visa, mastercard, bank transfer, bank, accept:0.3, kubali:0.3, kubaliwa:0.3, airtel money, pesa:0.4
+PAY T: cash on delivery, pay on delivery, paybill number, paybill no, account number, pay, paying, payment, payments, paid, lipa, lipia, lipe, lipwa, malipo, mpesa, m pesa, till, till number, till no, paybill, pay bill, buy goods, lipa na mpesa, cash, card:0.6, cards:0.5, credit card, debit card, visa, mastercard, bank transfer, bank, accept:0.3, kubali:0.3, kubaliwa:0.3, airtel money, pesa:0.4, cheque, cheques, pochi, pochi la biashara, mobile money, tuma pesa, send money, lipa kwa, payed, by card, pay by card, card payment, card payments, pay with card, accept card, accept cards, take card, take cards, mnachukua card, card mnachukua, mnakubali card, card mnakubali, card iko, card inakubaliwa
 NUMBER W: number, numbers, namba, nambari, no
 CONTACT T: number:0.5, namba:0.5, nambari:0.5, your number, namba yenu
-DELIVER T: beba:0.6, kubeba:0.6, bebwa:0.6, nileteea, niletee, mnaleta, kuleta, delivered to, deliver, delivery, deliveries, delivering, delivered, leta, letea, peleka, pelekea, tuma:0.6, tumia:0.6, tumiwa:0.6, send:0.6, ship, shipping, courier, couriers, dispatch, transport:0.7, safirisha, countrywide, upcountry:0.7, rider, riders, boda:0.6, glovo, uber eats, bolt food, jumia food, drop off, doorstep, door step
-REPAIR T: pasuka, imepasuka, crack, cracked, cracks, vunjika, imevunjika, shattered, spoilt screen, dead:0.5, repair, repairs, repairing, repaired, fix, fixing, fixed, tengeneza, tengenezwa, rekebisha, haribika, haribiwa, imeharibika, broken, broke, spoilt, spoiled, damaged, faulty, not working:0.8, stopped working:0.6, stop working:0.6, stops working:0.6, service:0.6, servicing, maintenance, technician, fundi:0.7
-PRICE T: per hour:0.6, per minute:0.6, per page:0.6, per day:0.6, per month:0.5, per piece:0.6, per person:0.6, per metre:0.6, per meter:0.6, per litre:0.6, kwa saa:0.5, hw much, amount:0.6, kiasi:0.6, pay how much, ni ngapi, charge ngapi, per km:0.6, per kg:0.5, cheapest, lowest price, price list, price, prices, pricing, cost, costs, costing, charge, charges, fee, fees, rate, rates, how much, bei, pesa ngapi, bei gani, gharama, ngapi:0.6, much:0.5, shillings, shilling, ksh, kes, bob, expensive, cheap:0.7, affordable:0.7, quote:0.7, quotation:0.7
+DELIVER T: beba:0.6, kubeba:0.6, bebwa:0.6, nileteea, niletee, mnaleta, kuleta, delivered to, deliver, delivery, deliveries, delivering, delivered, leta, letea, peleka, pelekea, tuma:0.6, tumia:0.6, tumiwa:0.6, send:0.6, ship, shipping, courier, couriers, dispatch, transport:0.7, safirisha, countrywide, upcountry:0.7, rider, riders, boda:0.6, glovo, uber eats, bolt food, jumia food, drop off, doorstep, door step, drop off at, deliver it, bring it to, send it to, fikisha, kufikisha, fikishiwa
+REPAIR T: pasuka, imepasuka, crack, cracked, cracks, vunjika, imevunjika, shattered, spoilt screen, dead:0.5, repair, repairs, repairing, repaired, fix, fixing, fixed, tengeneza, tengenezwa, rekebisha, haribika, haribiwa, imeharibika, broken, broke, spoilt, spoiled, damaged, faulty, not working:0.8, stopped working:0.6, stop working:0.6, stops working:0.6, service:0.6, servicing, maintenance, technician, fundi:0.7, imekufa:0.8, imeharibika, not working, doesnt work, does not work, haifanyi kazi, haiwaki:0.8, mend
+PRICE T: per hour:0.6, per minute:0.6, per page:0.6, per day:0.6, per month:0.5, per piece:0.6, per person:0.6, per metre:0.6, per meter:0.6, per litre:0.6, kwa saa:0.5, hw much, amount:0.6, kiasi:0.6, pay how much, ni ngapi, charge ngapi, per km:0.6, per kg:0.5, cheapest, lowest price, price list, price, prices, pricing, cost, costs, costing, charge, charges, fee, fees, rate, rates, how much, bei, pesa ngapi, bei gani, gharama, ngapi:0.6, much:0.5, shillings, shilling, ksh, kes, bob, expensive, cheap:0.7, affordable:0.7, quote:0.7, quotation:0.7, gharimu, inagharimu, doh ngapi, ganji ngapi, mbao ngapi, bei ngapi, ni doh ngapi, how much does it cost, how much is it, soo:0.5, thao:0.5, mbao:0.5, ngiri:0.4, inaenda aje, inaenda ngapi, inaenda how much, inakaa ngapi, inakaa aje, zinaenda aje, zinaenda ngapi, goes for how much, go for how much, ni how much, tariff, tariffs, price range, inauzwa ngapi, inauzwa pesa ngapi, mnauza ngapi, mnauza aje, unauza ngapi, bei yenu, bei ya
 STOCK W: have, has, stock, stocks, stocked, in stock, available, availability, sell, sells, selling, sold, uza, uzwa, carry, patikana, mko na, iko na, kuna, offer:0.5, offers:0.5, provide:0.5
-BUY W: buy, buying, bought, purchase, nunua, order:0.5, ordering:0.5
+BUY W: buy, buying, bought, purchase, nunua, order:0.5, ordering:0.5, agiza, kuagiza, place an order, shika:0.4
 SECONDHAND T: second hand, secondhand, used, mitumba, refurbished, pre owned, preowned, ex uk, old:0.5
-INSTALLMENT T: pay half, half now, balance later, the rest later, in bits, part payment, partial payment, installment, installments, instalment, instalments, lipa pole pole, pole pole, mdogo mdogo, kidogo kidogo, bit by bit, layaway, lay away, lay by, hire purchase, deposit:0.6, in parts
+INSTALLMENT T: pay half, half now, balance later, the rest later, in bits, part payment, partial payment, installment, installments, instalment, instalments, lipa pole pole, pole pole, mdogo mdogo, kidogo kidogo, bit by bit, layaway, lay away, lay by, hire purchase, deposit:0.6, in parts, polepole, mdogomdogo, kidogokidogo, slowly:0.4, lipa kidogo
 CREDIT T: credit, credit account, loan, loans, pay later, lipa baadaye, lipe baadaye, nilipe baadaye, deni, mkopo, account:0.5, terms:0.4
 WARRANTY T: warranty, warranties, guarantee, guarantees, guaranteed, dhamana
 RETURN T: change it, change size, swap:0.7, swapping:0.7, bring it back, bring back, take back, send back, take it back, wrong:0.4, return, returns, returned, returning, refund, refunds, refunded, exchange, exchanges, rudisha, rudishiwa, money back, badilisha:0.5, replace:0.6, replacement:0.6
 HIRE T: hire, hire out, rent, rental, rentals, rent out, renting, lease, kodi, kukodisha, kodisha, kodi ya
+REGISTER T: register, registration, registering, enroll, enrol, enrolling, enrollment, enrolment, enrolled, sign up, signup, join:0.7, joining:0.7, admission, admissions, jiandikisha, andikisha, sajili, sajiliwa, membership:0.7, jiunga, kujiunga, become a member, sign me up
+REQUIREMENTS T: requirements, requirement, required, require, documents:0.7, docs:0.6, what do i need, what should i bring, what to bring, mahitaji, vitu gani nahitaji, nahitaji nini, ninahitaji nini, qualifications:0.7, eligible, eligibility
+ALTER T: alter, alters, altered, altering, alteration, alterations, adjust, adjusting, adjusted, adjustment, adjustments, modify, modification, resize, resizing, shorten, lengthen, tighten, loosen, take in, let out, punguza:0.6, refusha, rekebisha:0.5
 JOB T: job, jobs, hiring, hire me, employ me, vacancy, vacancies, hiring, employment, employ, kazi, internship, attachment, recruit, recruiting, career, careers, cv, apply
 SOUND E: speaker, speakers, pa, pa system, sound system, sound equipment, sound, microphone, microphones, mic, mics, mike, mixer, mixers, amplifier, amplifiers, amp, amps, public address, spika
 GUITAR E: guitar, guitars, gitaa, gita, gitaa, acoustic:0.7, electric:0.6, bass:0.6
@@ -76,7 +79,7 @@ LESSON T: lesson, lessons, class, classes, teach, teaching, teacher, teachers, t
 CONTACT T: phone number, phone, call, calling, simu, contact, contacts, email, e mail, emails, reach you, reach, telephone, tel, mobile number, whatsapp number, namba ya simu, nambari ya simu, customer care, hotline, piga simu, nipigie
 GREETING G: hi, hello, hey, hi there, hello there, hey there, habari, habari yako, habari zenu, habari za asubuhi, habari za mchana, habari za jioni, za asubuhi, jambo, hujambo, mambo, mambo vipi, niaje, sasa, sasa hivi:0.2, vipi, sema, hola, good morning, good afternoon, good evening, morning:0.6, afternoon:0.6, evening:0.4, shikamoo, salaam, salam, salamu, greetings, wassup, whatsup, sup, howdy, uko aje, uko poa, uko fiti, hey you, habari gani, karibu:0.4, niaje bro, rada, oya
 THANKS K: thanks, thank, thank you, thankyou, asante, asante sana, shukran, shukrani, appreciated, appreciate, helpful, great help, much appreciated, nashukuru, tunashukuru, be blessed, barikiwa, ubarikiwe, mungu akubariki, cheers, nice one, great, awesome, perfect, noted, sawa asante
-BOOKING T: book, booking, bookings, booked, appointment, appointments, reserve, reservation, reservations, reserved, slot, slots, schedule:0.7, walk in, walkin, walk ins, walkins, miadi, buk, bukisha
+BOOKING T: book, booking, bookings, booked, appointment, appointments, reserve, reservation, reservations, reserved, slot, slots, schedule:0.7, walk in, walkin, walk ins, walkins, miadi, buk, bukisha, shika nafasi, book a slot, nafasi:0.5, make a booking, secure a slot
 RESCHEDULE T: reschedule, rescheduling, cancel, cancellation, cancelling, canceling, cancelled, postpone, postponing, change my appointment, move my appointment, ghairi, sogeza, badilisha:0.6, change:0.5
 TABLE E: table, tables, meza, seats, seat:0.7, people:0.3, watu:0.3
 BRAIDS E: braid, braids, braiding, box braids, knotless, knotless braids, cornrows, cornrow, plait, plaits, plaiting, suka, kusuka, msuko, twists, rasta, dreadlocks, locs, lines:0.5
@@ -116,7 +119,7 @@ PLUMBING E: plumbing, plumber, pipes, pipe, pvc, ppr, fittings, taps, tap, water
 PAINT E: paint, paints, painting, rangi, colour, colours, color, colors, crown, basco, emulsion
 MIX W: mix, mixing, mixed, changanya, tint, tinting
 BULK T: bulk, wholesale, in bulk, supply:0.6, lpo:0.6, tender:0.6, jumla, bei ya jumla, large order, big order, large orders, big orders, quantities, quantity:0.5, many pieces
-DISCOUNT T: discount, discounts, loyalty:0.6, regular customer:0.6, offer price, promotion, promotions, promo, deal, deals, punguzo, sale:0.5, reduce:0.6, negotiable, negotiate, bargain
+DISCOUNT T: discount, discounts, loyalty:0.6, regular customer:0.6, offer price, promotion, promotions, promo, deal, deals, punguzo, sale:0.5, reduce:0.6, negotiable, negotiate, bargain, last price, bei ya mwisho, best price, punguza bei, kupunguza bei, bei ya chini, reduce the price, lower the price
 SOCIALMEDIA T: website, site:0.5, instagram, facebook, tiktok, twitter, youtube, social media, online:0.5, page:0.5
 PLACE W: nairobi, mombasa, kisumu, nakuru, eldoret, thika, juja, ruiru, kitengela, rongai, ngong, karen, westlands, kilimani, kileleshwa, lavington, parklands, kasarani, embakasi, kahawa, githurai, kiambu, machakos, nyeri, meru, kakamega, kisii, naivasha, nanyuki, malindi, kitale, garissa, cbd, town, tao, estate, upcountry:0.5, countrywide:0.5, kenya
 PHONE E: phone:0.8, phones, simu:0.8, smartphone, smartphones, handset, handsets, iphone, iphones, android, samsung, tecno, infinix, itel, nokia, oppo, huawei, xiaomi, redmi, vivo, pixel, tablet:0.5, ipad
@@ -144,7 +147,7 @@ INTERIOR E: interior, interiors, inside:0.7, ndani:0.6, upholstery, seats:0.6, s
 POLISH E: wax, waxing, buffing, buff, buffed, shine, shining, detailing, scratches, scratch, polish:0.8, polishing
 CARPET E: carpet, carpets, zulia, mazulia, rug, rugs, duvet, duvets, sofa set, curtains, mattress, mattresses
 WAIT T: wait, waiting, ngoja, kungoja, ngojea, subiri, kusubiri, lounge, waiting area, waiting room, sit:0.5
-DURATION T: how early, in advance, advance:0.6, days before, how long, how many minutes, how many hours, how many days, muda, muda gani, chukua muda gani, itachukua, takes:0.7, take long, duration, minutes:0.6, dakika:0.6, same day:0.6, ready:0.5, quickly:0.6, fast:0.5, express:0.7, urgent:0.7, haraka:0.6, baada ya muda
+DURATION T: how early, in advance, advance:0.6, days before, how long, how many minutes, how many hours, how many days, muda, muda gani, chukua muda gani, itachukua, takes:0.7, take long, duration, minutes:0.6, dakika:0.6, same day:0.6, ready:0.5, quickly:0.6, fast:0.5, express:0.7, urgent:0.7, haraka:0.6, baada ya muda, siku ngapi, wiki ngapi, weeks ngapi, days ngapi, masaa ngapi, dakika ngapi, miezi ngapi, months ngapi, how many weeks, how many months, chukua siku, inachukua:0.6, huchukua:0.6, itachukua siku, takes how long, how soon, by when
 PARCEL E: parcel, parcels, package, packages, packet, mzigo, mizigo, luggage, kifurushi, vifurushi, item:0.5, items:0.5, goods:0.6, documents:0.5
 COVERAGE T: areas, area, cover:0.6, coverage, reach:0.6, fika, mnafika, routes, route, zones, zone, go to:0.4, serve:0.4, operate in
 PICKUP T: pick:0.6, pick up, pickup, picks:0.4, collect, collection, collecting, fetch, come for, kuja kuchukua
@@ -197,9 +200,18 @@ pub(crate) struct Lexicon {
     pub names: Vec<&'static str>,
     pub classes: Vec<Class>,
     words: HashMap<String, Vec<Hit>>,
+    /// Single words by their stem, so "charged" and "reserving" find "charge" and "reserve".
+    stems: HashMap<String, Vec<Hit>>,
     phrases: HashMap<String, Vec<Phrase>>,
     /// Single words of the lexicon, for typo correction.
     pub fuzzy: DeleteIndex,
+    /// Concepts the matcher's rules name: delivery, a place, a greeting.
+    pub deliver: u16,
+    pub place: u16,
+    pub greeting: u16,
+    /// Concepts a customer asks to be sent rather than asks to have delivered: payment details,
+    /// contacts, the location.
+    pub info: Vec<u16>,
 }
 
 static LEXICON: OnceLock<Lexicon> = OnceLock::new();
@@ -257,6 +269,17 @@ impl Lexicon {
             // Longest phrase first, so "lipa na mpesa" wins over "lipa".
             list.sort_by_key(|p| std::cmp::Reverse(p.rest.len()));
         }
+        let mut stems: HashMap<String, Vec<Hit>> = HashMap::new();
+        for (w, hits) in &words {
+            let st = stem(w);
+            // Plurals stay out: "takes" says duration, "take" does not.
+            if st.len() >= 4 && st.as_ref() != w.as_str() && !w.ends_with('s') {
+                let list = stems.entry(st.into_owned()).or_default();
+                for &h in hits {
+                    push_hit(list, h);
+                }
+            }
+        }
         let phrase_words = phrases.iter().flat_map(|(first, ps)| {
             std::iter::once(first.clone()).chain(ps.iter().flat_map(|p| p.rest.iter().cloned()))
         });
@@ -267,10 +290,21 @@ impl Lexicon {
                 .chain(phrase_words)
                 .filter(|w| w.len() >= 4 && !is_stopword(w)),
         );
+        let id = |n: &str| names.iter().position(|x| *x == n).expect("concept") as u16;
+        let (deliver, place, greeting) = (id("DELIVER"), id("PLACE"), id("GREETING"));
+        let info = (0..names.len())
+            .filter(|&i| matches!(names[i], "PAY" | "CONTACT" | "LOCATION"))
+            .map(|i| i as u16)
+            .collect();
         Lexicon {
+            info,
+            deliver,
+            place,
+            greeting,
             names,
             classes,
             words,
+            stems,
             phrases,
             fuzzy,
         }
@@ -284,6 +318,9 @@ impl Lexicon {
         }
         let s = stem(w);
         if let Some(h) = self.words.get(s.as_ref()) {
+            return Some((h, s));
+        }
+        if let Some(h) = self.stems.get(s.as_ref()) {
             return Some((h, s));
         }
         if let Some(base) = w.strip_suffix('s').filter(|b| b.len() >= 3) {
@@ -344,7 +381,7 @@ impl Lexicon {
                         "ni", "ku", "tu", "wa", "m", "ki", "vi", "zi", "li", "i", "u",
                     ] {
                         if let Some(r2) = rest.strip_prefix(o) {
-                            if r2.len() >= 3 {
+                            if r2.len() >= 4 {
                                 if let Some(h) = self.words.get(r2) {
                                     return Some((h, std::borrow::Cow::Borrowed(r2)));
                                 }

@@ -25,6 +25,16 @@ pub fn normalize_into(text: &str, out: &mut String) {
         ) && prev_alnum
             && chars.peek().is_some_and(|n| n.is_alphanumeric())
         {
+            // Code-switching hyphenates a Swahili verb prefix onto an English word
+            // ("ku-enroll", "nime-cancel", "tuta-book"): the English word is what counts.
+            let word_start = out.rfind(' ').map_or(0, |i| i + 1);
+            if c != '\''
+                && c != '\u{2019}'
+                && c != '\u{2018}'
+                && is_hyphen_prefix(&out[word_start..])
+            {
+                out.truncate(word_start);
+            }
             // Joining keeps "m-pesa" and "mpesa" (and "what's"/"whats") the same word.
             prev_alnum = false;
         } else {
@@ -37,6 +47,66 @@ pub fn normalize_into(text: &str, out: &mut String) {
     while out.ends_with(' ') {
         out.pop();
     }
+}
+
+/// Swahili subject, tense and infinitive prefixes that Sheng hyphenates onto English verbs.
+/// "m" is left out: "m-pesa" is a word of its own.
+fn is_hyphen_prefix(w: &str) -> bool {
+    matches!(
+        w,
+        "ku" | "kuni"
+            | "kutu"
+            | "kumu"
+            | "ni"
+            | "nime"
+            | "nita"
+            | "nili"
+            | "nika"
+            | "niki"
+            | "tume"
+            | "tuta"
+            | "tuli"
+            | "tuka"
+            | "tuki"
+            | "ume"
+            | "uta"
+            | "uli"
+            | "uki"
+            | "ame"
+            | "ata"
+            | "ali"
+            | "ime"
+            | "ita"
+            | "ili"
+            | "iki"
+            | "mna"
+            | "mme"
+            | "mta"
+            | "mli"
+            | "mki"
+            | "wana"
+            | "wame"
+            | "wata"
+            | "wali"
+            | "una"
+            | "ana"
+            | "ina"
+            | "tuna"
+            | "nina"
+            | "sija"
+            | "haija"
+            | "hai"
+            | "si"
+            | "hu"
+            | "mnaweza"
+            | "naweza"
+            | "naeza"
+            | "mnaeza"
+            | "tunaweza"
+            | "unaweza"
+            | "tuku"
+            | "nikiwa"
+    )
 }
 
 /// Convenience wrapper around [`normalize_into`].
@@ -162,7 +232,27 @@ pub(crate) fn shorthand(tok: &str) -> Option<&'static str> {
         "wth" | "wit" | "wiv" => "with",
         "inf" | "info" => "information",
         "hallo" | "helo" | "hellow" | "hellp" | "heloo" | "hellooo" | "helloo" => "hello",
-        "hii" | "hey" | "heey" | "hiii" | "hy" => "hi",
+        "hey" | "heey" | "hiii" | "hy" => "hi",
+        "av" | "hev" => "have",
+        "dey" => "they",
+        "nw" => "now",
+        "cum" => "come",
+        "gt" => "get",
+        "wil" => "will",
+        "ryt" | "rite" => "right",
+        "fone" | "phn" | "fon" => "phone",
+        "numba" | "nambo" | "nmba" => "number",
+        "evng" | "evenin" | "eve" => "evening",
+        "aftanun" | "afternun" | "aftn" => "afternoon",
+        "mon" => "monday",
+        "tue" | "tues" => "tuesday",
+        "wed" => "wednesday",
+        "thu" | "thur" | "thurs" => "thursday",
+        "fri" => "friday",
+        "xmas" | "krismasi" => "christmas",
+        "bookin" => "booking",
+        "deliva" | "delivr" | "delivar" => "deliver",
+        "payed" => "paid",
         "niajee" | "nyaje" | "niajeh" => "niaje",
         "mambooo" | "mamboo" => "mambo",
         "asnte" | "asanteh" | "asantee" | "ahsante" | "asanti" => "asante",
@@ -339,7 +429,8 @@ pub(crate) fn is_stopword(w: &str) -> bool {
             | "but" | "because" | "since" | "again" | "well" | "only" | "same" | "other" | "another"
             | "way" | "ways" | "kind" | "type" | "types" | "sort" | "give" | "find" | "see" | "show"
             | "send me" | "okay" | "hmm" | "eh" | "ah" | "oh" | "yo" | "say" | "ask" | "asking" | "question"
-            | "quick" | "help" | "assist" | "per"
+            | "quick" | "help" | "assist" | "per" | "his" | "hers" | "after" | "during" | "while"
+            | "through" | "upon" | "whose"
             // Swahili / Sheng function words
             | "ya" | "na" | "ni" | "za" | "wa" | "la" | "kwa" | "cha" | "vya" | "kama" | "tu" | "je"
             | "hii" | "hiyo" | "hizi" | "hizo" | "huyu" | "yangu" | "yako" | "yenu" | "lenu" | "wenu"
@@ -355,6 +446,12 @@ pub(crate) fn is_stopword(w: &str) -> bool {
             | "mazee" | "manze" | "bazu" | "kaka" | "dada" | "rafiki" | "jo" | "ju" | "coz" | "aki"
             | "ebu" | "hebu" | "thats" | "liko" | "yuko" | "kiko" | "viko" | "chukua" | "mali" | "nipe" | "nipeni"
             | "basi" | "sawa" | "fiti" | "poa" | "ok sawa"
+            | "mi" | "ila" | "tangu" | "kitambo" | "bado" | "kwanza" | "mingi"
+            | "nyingi" | "wengi" | "kuwa" | "kwenye" | "ili" | "ndo" | "sina" | "hatuna"
+            | "yetu" | "wetu" | "letu" | "chetu" | "vyetu" | "zetu" | "changu" | "vyangu" | "chako"
+            | "vyako" | "vyenu" | "kwangu"
+            | "kwetu" | "kwao" | "nyie" | "ivi" | "hivi" | "hivyo" | "vile" | "ivo" | "labda" | "kweli" | "hamna" | "hakuna"
+            | "pekee" | "peke" | "mbona" | "samahani" | "sorry" | "excuse" | "pole" | "mob" | "wasee" | "wadau" | "mdau" | "mabro" | "bradhe" | "siwezi" | "hatuwezi" | "hawezi" | "haiwezekani" | "sitaweza" | "hutaweza"
             // Forms of address
             | "mama" | "mami" | "mathe" | "auntie" | "aunty" | "uncle" | "mzee" | "bwana" | "chief"
             | "brathe" | "mkuu" | "mrembo" | "ndugu" | "madame" | "mister" | "mr" | "mrs" | "ms"
@@ -373,6 +470,14 @@ mod tests {
     #[test]
     fn hyphenated_brand_names_become_one_word() {
         assert_eq!(normalize("M-Pesa or Wi-Fi"), "mpesa or wifi");
+    }
+
+    #[test]
+    fn a_hyphenated_swahili_prefix_leaves_the_english_word() {
+        assert_eq!(
+            normalize("Nataka ku-enroll, nime-cancel"),
+            "nataka enroll cancel"
+        );
     }
 
     #[test]
