@@ -99,7 +99,17 @@ fn describe_tenant(t: &TenantSummary) -> String {
         }
         _ => "\n  hand-over template: none (no escalation phone)".to_owned(),
     };
-    described + &template + &attention
+    let switch = |b: Option<bool>| match b {
+        Some(true) => "on",
+        Some(false) => "off",
+        None => "-",
+    };
+    let media = format!(
+        "\n  voice notes:        {}\n  pictures to the AI: {}",
+        switch(t.voice_notes_enabled),
+        switch(t.pictures_enabled)
+    );
+    described + &media + &template + &attention
 }
 
 /// A WhatsApp template language code: `en`, `sw`, `en_US`, `zh_Hant` ...
@@ -467,6 +477,26 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
             let out = serde_json::json!({"tenant_id": id, "budget": status});
             print(b.json, &out, |_| {
                 format!("tenant {id}:{}", describe_budget(status.as_ref()))
+            })
+        }
+        TenantCommand::SetMedia(m) => {
+            let ctx = Ctx::open().await?;
+            let id = ctx.store.find_tenant(&m.tenant).await?;
+            ctx.store.set_media(id, m.voice_notes, m.pictures).await?;
+            let t = ctx.store.tenant_summary(id).await?;
+            tracing::info!(tenant_id = %id, voice_notes = ?t.voice_notes_enabled, pictures = ?t.pictures_enabled, "media switches set");
+            let out = serde_json::json!({
+                "tenant_id": id,
+                "voice_notes_enabled": t.voice_notes_enabled,
+                "pictures_enabled": t.pictures_enabled,
+            });
+            let on = |b: Option<bool>| if b == Some(true) { "on" } else { "off" };
+            print(m.json, &out, |_| {
+                format!(
+                    "tenant {id}: voice notes {}, pictures to the AI {}",
+                    on(t.voice_notes_enabled),
+                    on(t.pictures_enabled)
+                )
             })
         }
         TenantCommand::SetEscalationTemplate(a) => {

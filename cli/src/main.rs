@@ -286,6 +286,32 @@ enum TenantCommand {
     /// 24-hour window is closed (Graph 131047); its body takes {{1}} business, {{2}} customer,
     /// {{3}} their message.
     SetEscalationTemplate(SetEscalationTemplate),
+    /// Turn voice notes (transcribed, then answered) and pictures (shown to the AI) on or off;
+    /// when off, the customer is asked politely to type.
+    SetMedia(SetMedia),
+}
+
+#[derive(Args)]
+struct SetMedia {
+    /// Tenant id or its WhatsApp phone_number_id.
+    tenant: String,
+    /// Transcribe and answer voice notes.
+    #[arg(long, value_parser = parse_switch, required_unless_present = "pictures")]
+    voice_notes: Option<bool>,
+    /// Show pictures to the AI.
+    #[arg(long, value_parser = parse_switch)]
+    pictures: Option<bool>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `on` or `off`.
+fn parse_switch(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("on or off".into()),
+    }
 }
 
 #[derive(Args)]

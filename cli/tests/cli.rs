@@ -282,6 +282,53 @@ fn an_operator_sets_up_two_businesses_from_an_empty_database_and_no_secret_is_ev
         assert_ne!(out.status.code(), Some(0), "{bad:?}");
     }
 
+    let shown = env.ok(&["tenant", "show", "868405499681303"]);
+    assert!(
+        shown.contains("voice notes:        on") && shown.contains("pictures to the AI: on"),
+        "{shown}"
+    );
+    let set = env.json(&[
+        "tenant",
+        "set-media",
+        "868405499681303",
+        "--voice-notes",
+        "off",
+        "--json",
+    ]);
+    assert_eq!(set["voice_notes_enabled"], false);
+    assert_eq!(set["pictures_enabled"], true, "a switch not given is kept");
+    let shown = env.json(&["tenant", "show", "868405499681303", "--json"]);
+    assert_eq!(shown["voice_notes_enabled"], false);
+    assert_eq!(
+        env.json(&["tenant", "show", "100200300400", "--json"])["voice_notes_enabled"],
+        true,
+        "the other business keeps its switch"
+    );
+    env.ok(&[
+        "tenant",
+        "set-media",
+        "868405499681303",
+        "--pictures",
+        "off",
+    ]);
+    let shown = env.ok(&["tenant", "show", "868405499681303"]);
+    assert!(
+        shown.contains("voice notes:        off") && shown.contains("pictures to the AI: off"),
+        "{shown}"
+    );
+    for bad in [
+        vec!["tenant", "set-media", "868405499681303"],
+        vec![
+            "tenant",
+            "set-media",
+            "868405499681303",
+            "--voice-notes",
+            "yes",
+        ],
+    ] {
+        assert_ne!(env.run(&bad).status.code(), Some(0), "{bad:?}");
+    }
+
     env.ok(&["tenant", "disable", "100200300400"]);
     assert_eq!(
         env.json(&["tenant", "show", "100200300400", "--json"])["is_active"],

@@ -56,6 +56,10 @@ pub struct TenantSummary {
     /// The approved template a refused hand-over notice is retried as (name, language).
     pub escalation_template_name: Option<String>,
     pub escalation_template_language: Option<String>,
+    /// Voice notes are transcribed and answered (off: the customer is asked to type).
+    pub voice_notes_enabled: Option<bool>,
+    /// Pictures are shown to the AI (off: the customer is asked for words).
+    pub pictures_enabled: Option<bool>,
 }
 
 /// What routing needs to know about the tenant that owns a business number.
@@ -80,7 +84,8 @@ const SUMMARY_SELECT: &str = r#"
              where d.bot_tenant_id = t.id and d.is_active) as faq_entries,
            t.attention, t.attention_at,
            coalesce(s.escalation_phone is not null, false) as has_escalation_phone,
-           s.escalation_template_name, s.escalation_template_language
+           s.escalation_template_name, s.escalation_template_language,
+           s.voice_notes_enabled, s.pictures_enabled
     from alphadome.bot_tenants t
     left join alphadome.bot_control_settings s on s.bot_tenant_id = t.id
 "#;
@@ -109,6 +114,8 @@ fn summary_from_row(r: &sqlx::postgres::PgRow) -> Result<TenantSummary, sqlx::Er
         has_escalation_phone: r.try_get("has_escalation_phone")?,
         escalation_template_name: r.try_get("escalation_template_name")?,
         escalation_template_language: r.try_get("escalation_template_language")?,
+        voice_notes_enabled: r.try_get("voice_notes_enabled")?,
+        pictures_enabled: r.try_get("pictures_enabled")?,
     })
 }
 
@@ -362,6 +369,34 @@ impl Store {
         .execute(self.pool())
         .await
         .context("setting the escalation template")?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::NotFound(format!(
+                "no settings for tenant {tenant_id}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Turns voice notes and pictures on or off for a tenant (`None` leaves a switch as it is).
+    pub async fn set_media(
+        &self,
+        tenant_id: TenantId,
+        voice_notes: Option<bool>,
+        pictures: Option<bool>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "update alphadome.bot_control_settings
+                set voice_notes_enabled = coalesce($2, voice_notes_enabled),
+                    pictures_enabled = coalesce($3, pictures_enabled)
+              where bot_tenant_id = $1",
+        )
+        .persistent(false)
+        .bind(tenant_id)
+        .bind(voice_notes)
+        .bind(pictures)
+        .execute(self.pool())
+        .await
+        .context("setting the media switches")?;
         if done.rows_affected() != 1 {
             return Err(StoreError::NotFound(format!(
                 "no settings for tenant {tenant_id}"
