@@ -48,8 +48,8 @@ pub struct UsageDay {
     pub counts: BTreeMap<String, i64>,
 }
 
-/// Prices for estimates: item → USD (per million tokens for AI items, per billable message
-/// for `meta:<category>`).
+/// Prices for estimates: item → USD (per million tokens for AI and transcription tokens, per
+/// second for `transcription_seconds`, per billable message for `meta:<category>`).
 pub type Prices = BTreeMap<String, f64>;
 
 impl UsageDay {
@@ -80,6 +80,19 @@ impl UsageDay {
             + cached as f64 * price("ai_cached_tokens")
             + completion as f64 * price("ai_completion_tokens"))
             / 1_000_000.0;
+        // Voice notes: by tokens when the server reported them that day, else by duration
+        // (a transcription reports one or the other; a day mixing both is under-counted).
+        let (t_in, t_out) = (
+            n("transcription_input_tokens"),
+            n("transcription_output_tokens"),
+        );
+        if t_in + t_out > 0 {
+            cost += (t_in as f64 * price("transcription_input_tokens")
+                + t_out as f64 * price("transcription_output_tokens"))
+                / 1_000_000.0;
+        } else {
+            cost += n("transcription_seconds") as f64 * price("transcription_seconds");
+        }
         for (category, count) in &billable {
             cost += *count as f64 * price(&format!("meta:{category}"));
         }
@@ -314,5 +327,54 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .context("reading recent usage")?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prices() -> Prices {
+        [
+            ("ai_prompt_tokens", 0.15),
+            ("ai_cached_tokens", 0.075),
+            ("ai_completion_tokens", 0.60),
+            ("transcription_input_tokens", 3.0),
+            ("transcription_output_tokens", 5.0),
+            ("transcription_seconds", 0.0001),
+            ("meta:utility", 0.004),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    fn day(counts: &[(&str, i64)]) -> UsageDay {
+        let counts = counts.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+        UsageDay::from_counts(None, "2026-11-30".into(), counts, &prices())
+    }
+
+    #[test]
+    fn voice_notes_are_priced_by_tokens_or_else_by_seconds() {
+        let tokens = day(&[
+            ("transcription_input_tokens", 1_000),
+            ("transcription_output_tokens", 200),
+            ("transcription_seconds", 60),
+        ]);
+        assert!((tokens.est_cost_usd - (1_000.0 * 3.0 + 200.0 * 5.0) / 1e6).abs() < 1e-9);
+        let seconds = day(&[("transcription_seconds", 60)]);
+        assert!((seconds.est_cost_usd - 0.006).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ai_tokens_and_billable_messages_add_up() {
+        let d = day(&[
+            ("ai_prompt_tokens", 80),
+            ("ai_cached_tokens", 40),
+            ("ai_completion_tokens", 30),
+            ("billable:utility", 1),
+        ]);
+        let want = (40.0 * 0.15 + 40.0 * 0.075 + 30.0 * 0.60) / 1e6 + 0.004;
+        assert!((d.est_cost_usd - want).abs() < 1e-9, "{}", d.est_cost_usd);
     }
 }
