@@ -79,12 +79,12 @@ impl Coalescer {
             queue.len() == 1
         };
         if first {
+            // The message runs on its own task, started when this guard drops: after the
+            // yield, or earlier if this caller gives up (a dropped request, a timeout) — the
+            // queue is never left without a flush to come, and no caller strands the others.
+            let _flush = FlushOnDrop(Some(self.clone()));
             // Let the calls polled after this one in the same pass (the rest of a wave) join.
             tokio::task::yield_now().await;
-            // The message runs on its own task: a caller that gives up (a deadline, a
-            // dropped future) never strands the others' answers.
-            let this = self.clone();
-            tokio::spawn(async move { this.flush().await });
         }
         answer
             .await
@@ -190,6 +190,17 @@ impl Coalescer {
                 )));
             }
             Vec::new()
+        }
+    }
+}
+
+/// Starts a flush of the queue when dropped.
+struct FlushOnDrop(Option<Arc<Coalescer>>);
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        if let (Some(this), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move { this.flush().await });
         }
     }
 }

@@ -106,3 +106,27 @@ async fn many_tenants_calls_at_once_each_land_in_their_own_tenant(pool: PgPool) 
         assert_eq!(owner_of(&pool, &wamids[i]).await, Some(want), "call {i}");
     }
 }
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_caller_that_gives_up_first_never_stalls_the_calls_after_it(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let s = seed_two_tenants(&store, &local_keys()).await;
+    // The first call of a round is polled once (it queues itself and yields to let others
+    // join), then dropped, as when Meta hangs up on the webhook or a timeout fires.
+    let dropped = [inbound("wamid.dropped", "254700000001")];
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::ZERO,
+        store.begin_inbound_batch(s.a.id, 120, 6, &dropped),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the first call was dropped while queued");
+    let next = [inbound("wamid.after-dropped", "254700000002")];
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        store.begin_inbound_batch(s.b.id, 120, 6, &next),
+    )
+    .await
+    .expect("a later call is answered, not stalled behind the dropped one")
+    .unwrap();
+    assert!(out[0].claimed);
+}
