@@ -7,7 +7,7 @@
 # It uses its OWN PostgreSQL cluster (port 5439, under $SOAK_DIR) and its own moto (port
 # 5055), so restarting them disturbs nothing else on the machine.
 #
-#   ./scripts/soak.sh                      # 10,000 messages at 25/s (about 9 minutes)
+#   ./scripts/soak.sh                      # 10,000 messages at 50/s (about 4 minutes)
 #   ./scripts/soak.sh --messages 2000      # any `alphadome soak` option
 #   SOAK_PROFILE=dev ./scripts/soak.sh     # a debug build instead of release
 set -euo pipefail
