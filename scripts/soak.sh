@@ -7,7 +7,7 @@
 # It uses its OWN PostgreSQL cluster (port 5439, under $SOAK_DIR) and its own moto (port
 # 5055), so restarting them disturbs nothing else on the machine.
 #
-#   ./scripts/soak.sh                      # 10,000 messages (about 2 minutes of load)
+#   ./scripts/soak.sh                      # 10,000 messages at 50/s (about 4 minutes)
 #   ./scripts/soak.sh --messages 2000      # any `alphadome soak` option
 #   SOAK_PROFILE=dev ./scripts/soak.sh     # a debug build instead of release
 set -euo pipefail
@@ -35,7 +35,8 @@ PG_RESTART="$( [ "$(id -u)" = 0 ] && echo "runuser -u postgres -- " )$PG_BIN/pg_
 
 moto_pid=
 if ! curl -fsS "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1; then
-  moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$SOAK_DIR/moto.log" 2>&1 &
+  # moto with its SQS clock made cheap (same value): see scripts/soak-moto.py.
+  python3 scripts/soak-moto.py -H 127.0.0.1 -p "$MOTO_PORT" >"$SOAK_DIR/moto.log" 2>&1 &
   moto_pid=$!
   for _ in $(seq 1 60); do curl -fsS "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1 && break; sleep 0.5; done
 fi

@@ -211,8 +211,8 @@ struct Soak {
     /// Customers per tenant.
     #[arg(long, default_value_t = 60)]
     customers: usize,
-    /// Posts per second.
-    #[arg(long, default_value_t = 100.0)]
+    /// Messages per second (50: what moto keeps up with under the faults; see the README).
+    #[arg(long, default_value_t = 50.0)]
     rate: f64,
     /// Every n-th message asks something only the AI can answer (0: none).
     #[arg(long, default_value_t = 5)]

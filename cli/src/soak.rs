@@ -125,6 +125,10 @@ impl StandIns {
     }
 }
 
+/// How long the load generator retries a delivery the webhook refused or did not answer
+/// (Meta retries for much longer, with decreasing frequency).
+const META_RETRIES_FOR: Duration = Duration::from_secs(600);
+
 /// How long a "timeout" answer holds the request: past the clients' 8 s.
 const HOLD: Duration = Duration::from_secs(10);
 /// The AI stand-in's answers start with this, so answers from the AI can be told apart.
@@ -835,7 +839,37 @@ pub async fn run(o: SoakOptions) -> anyhow::Result<SoakReport> {
         })
     };
 
-    // The load: paced, retried like Meta retries (backoff, for up to two minutes).
+    // A supervisor for the consumer-only process, as systemd or Lambda would be: `serve`
+    // exits when it cannot read the queue's attributes at start (a restart that lands in
+    // the queue outage), and is started again.
+    let watchdog = {
+        let (consumer_cell, log, exe) = (consumer_cell.clone(), faults_log.clone(), o.exe.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let mut c = consumer_cell.lock().await;
+                let exited = match c.child.as_mut() {
+                    Some(child) => child.try_wait().ok().flatten(),
+                    None => None,
+                };
+                if let Some(status) = exited {
+                    c.child = None;
+                    let what = match c.start(&exe) {
+                        Ok(()) => format!("consumer process exited ({status}); started again"),
+                        Err(e) => {
+                            format!("consumer process exited ({status}); restart FAILED: {e:#}")
+                        }
+                    };
+                    eprintln!("  [{:6.1}s] {what}", started.elapsed().as_secs_f64());
+                    log.lock()
+                        .unwrap()
+                        .push(format!("{:.1}s {what}", started.elapsed().as_secs_f64()));
+                }
+            }
+        })
+    };
+
+    // The load: paced, retried like Meta retries (backoff, for up to ten minutes).
     let retries = Arc::new(AtomicU64::new(0));
     let interval = Duration::from_secs_f64(o.per_delivery.max(1) as f64 / o.rate);
     let results: Vec<bool> = futures_util::stream::iter(bodies.into_iter().enumerate())
@@ -845,7 +879,7 @@ pub async fn run(o: SoakOptions) -> anyhow::Result<SoakReport> {
                 let due = started + interval.mul_f64(i as f64);
                 tokio::time::sleep_until(due.into()).await;
                 let mut backoff = Duration::from_millis(500);
-                let give_up = Instant::now() + Duration::from_secs(120);
+                let give_up = Instant::now() + META_RETRIES_FOR;
                 loop {
                     let status = http
                         .post(&url)
@@ -864,7 +898,7 @@ pub async fn run(o: SoakOptions) -> anyhow::Result<SoakReport> {
                     }
                     retries.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(8));
+                    backoff = (backoff * 2).min(Duration::from_secs(15));
                 }
             }
         })
@@ -917,6 +951,7 @@ pub async fn run(o: SoakOptions) -> anyhow::Result<SoakReport> {
     }
     // Late duplicates would show up now.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    watchdog.abort();
     front.stop().await;
     consumer_cell.lock().await.stop().await;
     let seconds = started.elapsed().as_secs_f64();

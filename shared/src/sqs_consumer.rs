@@ -25,6 +25,14 @@ use serde::Serialize;
 
 use crate::responder::{BatchOutcome, BatchRecord, Responder};
 
+/// With short polling (`wait_seconds` 0), the pause after an empty receive, doubled after
+/// each further empty one up to [`IDLE_PAUSE_MAX`]. An emulator's receive costs work in
+/// proportion to the queue's depth (moto's does), and a FIFO queue whose message groups are
+/// all in flight answers empty however many records wait behind them: polling it twice a
+/// second per poller kept moto busy with empty answers.
+const IDLE_PAUSE_MIN: Duration = Duration::from_millis(250);
+const IDLE_PAUSE_MAX: Duration = Duration::from_secs(4);
+
 /// How the consumer polls.
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {
@@ -195,6 +203,7 @@ impl SqsConsumer {
             let (me, mut stop) = (self.clone(), shutdown.clone());
             tokio::spawn(async move {
                 let mut backoff = Duration::from_millis(200);
+                let mut idle = IDLE_PAUSE_MIN;
                 loop {
                     if *stop.borrow() {
                         return;
@@ -207,13 +216,17 @@ impl SqsConsumer {
                         Ok(records) => {
                             backoff = Duration::from_millis(200);
                             if !records.is_empty() {
+                                idle = IDLE_PAUSE_MIN;
                                 me.settle(records).await;
                             } else if me.options.wait_seconds <= 0 {
-                                // Short polling: pause between empty receives.
+                                // Short polling: pause between empty receives, longer after
+                                // each empty one (a FIFO queue whose groups are all in flight
+                                // answers empty however deep it is).
                                 tokio::select! {
-                                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                                    _ = tokio::time::sleep(idle) => {}
                                     _ = stop.wait_for(|s| *s) => return,
                                 }
+                                idle = (idle * 2).min(IDLE_PAUSE_MAX);
                             }
                         }
                         Err(e) => {
