@@ -131,6 +131,21 @@ fn evaluate(tenants_file: &str, queries_file: &str) -> Tally {
             .map(|m| tenant.keys[m.index].as_str());
         let correct = got == expect;
         let wrong = got.is_some() && !correct;
+        if let Some(path) = std::env::var_os("FAQ_EVAL_DUMP") {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("dump file");
+            writeln!(
+                f,
+                "{queries_file}\t{}\t{text}\t{expect:?}\t{got:?}\t{}",
+                q["kind"].as_str().unwrap_or(""),
+                explain_with_keys(&tenant.index.explain(text), &tenant.keys)
+            )
+            .expect("dump line");
+        }
         all.add(correct, wrong);
         let split = q["split"].as_str().unwrap_or("tune").to_string();
         by_split.entry(split).or_default().add(correct, wrong);
@@ -152,7 +167,7 @@ fn evaluate(tenants_file: &str, queries_file: &str) -> Tally {
                 expect,
                 got,
                 top,
-                tenant.index.explain(text)
+                explain_with_keys(&tenant.index.explain(text), &tenant.keys)
             );
         }
     }
@@ -166,6 +181,15 @@ fn evaluate(tenants_file: &str, queries_file: &str) -> Tally {
     }
     println!("{}", all.row("ALL"));
     all
+}
+
+/// `explain` names entries by position; the keys are easier to read.
+fn explain_with_keys(explained: &str, keys: &[String]) -> String {
+    let mut out = explained.to_string();
+    for (i, k) in keys.iter().enumerate().rev() {
+        out = out.replace(&format!("#{i} "), &format!("{k} "));
+    }
+    out
 }
 
 #[test]

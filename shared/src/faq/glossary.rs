@@ -167,6 +167,11 @@ pub(crate) fn is_english(w: &str) -> bool {
     tables().english.contains(w)
 }
 
+/// The English meaning of a Swahili or Sheng word as written, without reading its forms.
+pub(crate) fn english_as_written(w: &str) -> Option<&'static [&'static str]> {
+    tables().glossary.get(w).map(|v| v.as_slice())
+}
+
 /// The English meaning of a Swahili or Sheng word, found as written or through its forms.
 pub(crate) fn english(w: &str) -> Option<&'static [&'static str]> {
     let t = tables();

@@ -205,9 +205,10 @@ pub(crate) struct Lexicon {
     phrases: HashMap<String, Vec<Phrase>>,
     /// Single words of the lexicon, for typo correction.
     pub fuzzy: DeleteIndex,
-    /// Concepts the matcher's rules name: delivery, a place, a greeting.
+    /// Concepts the matcher's rules name: delivery, a place, a price, a greeting.
     pub deliver: u16,
     pub place: u16,
+    pub price: u16,
     pub greeting: u16,
     /// Concepts a customer asks to be sent rather than asks to have delivered: payment details,
     /// contacts, the location.
@@ -292,6 +293,7 @@ impl Lexicon {
         );
         let id = |n: &str| names.iter().position(|x| *x == n).expect("concept") as u16;
         let (deliver, place, greeting) = (id("DELIVER"), id("PLACE"), id("GREETING"));
+        let price = id("PRICE");
         let info = (0..names.len())
             .filter(|&i| matches!(names[i], "PAY" | "CONTACT" | "LOCATION"))
             .map(|i| i as u16)
@@ -300,6 +302,7 @@ impl Lexicon {
             info,
             deliver,
             place,
+            price,
             greeting,
             names,
             classes,
@@ -404,6 +407,15 @@ impl Lexicon {
             }
         }
         None
+    }
+
+    /// Whether the lexicon knows the word as written or through an English ending, without
+    /// reading it as a Swahili form: "meza" is a table, not "m-eza".
+    pub(crate) fn knows_as_written(&self, w: &str) -> bool {
+        let s = stem(w);
+        self.words.contains_key(w)
+            || self.words.contains_key(s.as_ref())
+            || self.stems.contains_key(s.as_ref())
     }
 
     /// Whether a word is known to the lexicon in any form.

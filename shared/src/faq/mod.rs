@@ -19,7 +19,7 @@ pub mod normalize;
 use std::collections::HashMap;
 
 use fuzzy::DeleteIndex;
-use glossary::{english, is_common, is_english};
+use glossary::{english, english_as_written, is_common, is_english};
 use lexicon::{lexicon, Class, Hit, Lexicon};
 use normalize::{is_stopword, normalize_into, shorthand, stem, SW_PREFIXES};
 
@@ -98,6 +98,12 @@ struct Posting {
     field: f32,
     /// How strongly the entry's question signals the feature (0 when only in the answer).
     q_strength: f32,
+    /// The word of the question the feature belongs to (when `q_strength > 0`).
+    slot: u16,
+    /// How much of a message's word the posting explains: all of it for the question, which
+    /// the entry is about however it is phrased; no more than the answer says it otherwise
+    /// (a hint in the answer, "power" for a battery, explains a battery only a little).
+    strength: f32,
 }
 
 /// One way of asking an entry's question: the question itself or one of its phrasings.
@@ -106,8 +112,11 @@ struct DocInfo {
     /// The entry this variant belongs to.
     entry: u32,
     canned: bool,
-    /// Sum of the weights of the question's content features.
+    /// Sum over the question's content words of each word's strongest feature: a word counts
+    /// once, so "betri" for "battery" covers the word through its concept alone.
     q_norm: f32,
+    /// Where this variant's words start in the per-query array of covered words.
+    slot_base: u32,
     /// Social classes (greeting, thanks) the canned question is about.
     greeting: bool,
     thanks: bool,
@@ -118,6 +127,11 @@ struct DocInfo {
 pub struct FaqIndex {
     /// Every variant of every entry, entry by entry.
     docs: Vec<DocInfo>,
+    /// Number of question words over all variants.
+    slots: usize,
+    /// Per question word (all variants): its weight, and whether it names the thing whose
+    /// price the question asks.
+    slot_info: Vec<(f32, bool)>,
     /// Each entry's priority, by entry.
     priorities: Vec<i32>,
     terms: HashMap<String, Fid>,
@@ -238,7 +252,12 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
         if is_stopword(t) || t.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let meaning = english(t);
+        // A word the lexicon knows as written is not read as a form of another ("meza").
+        let meaning = if lex.knows_as_written(t) {
+            english_as_written(t)
+        } else {
+            english(t)
+        };
         if meaning.is_some_and(|m| m.iter().all(|e| is_stopword(e))) {
             // "nahitaji" (need), "msaada" (help): as empty in Swahili as in English.
             continue;
@@ -306,6 +325,25 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
         }
     }
     a
+}
+
+/// Whether a word (its features) names a thing rather than an action or a circumstance: a
+/// thing in the lexicon ("battery", "meza"), or a word only the tenant knows ("tent").
+fn names_a_thing(feats: &[Feat], lex: &Lexicon) -> bool {
+    // The word's strongest sense decides: "charge" is a price before it is phone charging.
+    let mut best: Option<(f32, Class)> = None;
+    for f in feats {
+        if let Key::Concept(c) = f.key {
+            let class = lex.classes[c as usize];
+            if best.is_none_or(|(s, _)| f.strength > s) {
+                best = Some((f.strength, class));
+            }
+        }
+    }
+    match best {
+        Some((s, class)) => class == Class::Entity && s >= 0.5,
+        None => feats.first().is_some_and(|f| f.strength >= 1.0),
+    }
 }
 
 /// A word with its first doubled letter written once ("dress" → "dres"); the word itself
@@ -438,10 +476,13 @@ impl FaqIndex {
         let concepts = lex.concept_count();
         let mut terms: HashMap<String, Fid> = HashMap::new();
         let mut surface: Vec<String> = Vec::new();
-        // Per variant: (feature, question strength, in question) with the answer merged in.
-        let mut per_variant: Vec<Vec<(Fid, f32, bool)>> = Vec::new();
+        // Per variant: (feature, question strength, in question, question word) with the
+        // answer merged in.
+        let mut per_variant: Vec<Vec<(Fid, f32, bool, u16)>> = Vec::new();
         // Per variant: (entry, canned, greeting, thanks).
         let mut infos: Vec<(u32, bool, bool, bool)> = Vec::new();
+        // Per variant: the question words that name a thing.
+        let mut variant_things: Vec<Vec<u16>> = Vec::new();
         let mut priorities = Vec::new();
         // Per entry: the features of all its variants, for document frequencies.
         let mut per_entry: Vec<Vec<Fid>> = Vec::new();
@@ -487,10 +528,10 @@ impl FaqIndex {
                     // A phrasing with no content ("??") explains nothing.
                     continue;
                 }
-                let mut feats: Vec<(Fid, f32, bool)> = Vec::new();
+                let mut feats: Vec<(Fid, f32, bool, u16)> = Vec::new();
                 let mut greeting = false;
                 let mut thanks = false;
-                for &(s, e, social) in &q.slots {
+                for (slot, &(s, e, social)) in q.slots.iter().enumerate() {
                     match social {
                         Some(Class::Greeting) => greeting = true,
                         Some(Class::Thanks) => thanks = true,
@@ -498,17 +539,34 @@ impl FaqIndex {
                     }
                     for f in &q.feats[s..e] {
                         let id = intern(&f.key, &mut terms);
-                        add_feat(&mut feats, id, f.strength, true);
+                        add_feat(&mut feats, id, f.strength, true, slot as u16);
                     }
                 }
                 for &(id, strength) in &answer_feats {
-                    add_feat(&mut feats, id, strength, false);
+                    add_feat(&mut feats, id, strength, false, 0);
                 }
                 let mut norm = String::new();
                 normalize_into(text, &mut norm);
                 surface.extend(norm.split(' ').filter(|w| w.len() >= 4).map(str::to_string));
                 entry_feats.extend(feats.iter().map(|f| f.0));
                 per_variant.push(feats);
+                // A price question is about the price of its own thing ("how much is tent
+                // hire?"): its things are what it answers for.
+                let asks_price = q.feats.iter().any(|f| {
+                    matches!(f.key, Key::Concept(c) if c == lex.price) && f.strength >= 0.6
+                });
+                variant_things.push(if asks_price {
+                    q.slots
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, &(s, e, social))| {
+                            social.is_none() && names_a_thing(&q.feats[s..e], lex)
+                        })
+                        .map(|(k, _)| k as u16)
+                        .collect()
+                } else {
+                    Vec::new()
+                });
                 infos.push((entry, d.canned, greeting, thanks));
             }
             entry_feats.sort_unstable();
@@ -538,12 +596,16 @@ impl FaqIndex {
             .collect();
         let mut postings: Vec<Vec<Posting>> = vec![Vec::new(); n_feats];
         let mut docs = Vec::with_capacity(per_variant.len());
+        let mut slot_base = 0u32;
+        let mut slot_info = Vec::new();
         for (i, feats) in per_variant.iter().enumerate() {
-            let mut q_norm = 0.0;
-            for &(id, qs, in_q) in feats {
+            let n_slots = feats.iter().filter(|f| f.2).map(|f| f.3 + 1).max().unwrap_or(0);
+            let mut slot_w = vec![0.0f32; n_slots as usize];
+            for &(id, qs, in_q, slot) in feats {
                 let social = (id as usize) < concepts && lex.classes[id as usize].is_social();
                 if in_q && !social {
-                    q_norm += weights[id as usize] * qs;
+                    let w = &mut slot_w[slot as usize];
+                    *w = w.max(weights[id as usize] * qs);
                 }
                 postings[id as usize].push(Posting {
                     doc: i as u32,
@@ -555,22 +617,35 @@ impl FaqIndex {
                         ANSWER_FACTOR
                     },
                     q_strength: if in_q { qs } else { 0.0 },
+                    slot,
+                    strength: if in_q { 1.0 } else { qs },
                 });
             }
             let (entry, canned, greeting, thanks) = infos[i];
             docs.push(DocInfo {
                 entry,
                 canned,
-                q_norm,
+                q_norm: slot_w.iter().sum(),
+                slot_base,
                 greeting,
                 thanks,
             });
+            slot_base += u32::from(n_slots);
+            let things = &variant_things[i];
+            slot_info.extend(
+                slot_w
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &w)| (w, things.contains(&(k as u16)))),
+            );
         }
         let fuzzy = DeleteIndex::build(surface.into_iter().filter(|w| {
             w.bytes().all(|b| b.is_ascii_alphabetic()) && !is_stopword(w) && !lex.knows(w)
         }));
         FaqIndex {
             docs,
+            slots: slot_base as usize,
+            slot_info,
             priorities,
             terms,
             weights,
@@ -735,9 +810,22 @@ impl FaqIndex {
 
     /// Scores every entry, with how much of the message the best variant explains.
     fn score_all_with_coverage(&self, query: &str) -> (Vec<f32>, Vec<f32>) {
+        self.score_detailed(query, None)
+    }
+
+    /// Scores every entry; `detail` receives each entry's best (query, entry) coverage.
+    fn score_detailed(
+        &self,
+        query: &str,
+        mut detail: Option<&mut Vec<(f32, f32)>>,
+    ) -> (Vec<f32>, Vec<f32>) {
         let lex = lexicon();
         let mut scores = vec![0.0f32; self.priorities.len()];
         let mut coverage = vec![0.0f32; self.priorities.len()];
+        if let Some(d) = detail.as_deref_mut() {
+            d.clear();
+            d.resize(self.priorities.len(), (0.0, 0.0));
+        }
         let n = self.docs.len();
         if n == 0 {
             return (scores, coverage);
@@ -781,6 +869,9 @@ impl FaqIndex {
         let mut dm = vec![0.0f32; n];
         let mut tmp = vec![0.0f32; n];
         let mut touched: Vec<u32> = Vec::with_capacity(n);
+        // Per variant: how many of the things the message names it explains.
+        let mut things_met = vec![0u16; n];
+        let mut things = 0u16;
         // Best query strength per present feature, for entry coverage.
         let mut seen: Vec<(Fid, f32)> = Vec::with_capacity(resolved.len());
         for &(s, e, social) in &a.slots {
@@ -819,7 +910,7 @@ impl FaqIndex {
                     None => seen.push((id, qs)),
                 }
                 for p in &self.postings[id as usize] {
-                    let v = w * qs * p.field;
+                    let v = w * qs.min(p.strength) * p.field;
                     let slot = &mut tmp[p.doc as usize];
                     if *slot == 0.0 {
                         touched.push(p.doc);
@@ -830,19 +921,44 @@ impl FaqIndex {
                 }
             }
             content_total += slot_w;
+            if any_present && names_a_thing(&a.feats[s..e], lex) {
+                things += 1;
+                for &d in &touched {
+                    if tmp[d as usize] >= 0.5 * slot_w {
+                        things_met[d as usize] += 1;
+                    }
+                }
+            }
             for &d in &touched {
                 qm[d as usize] += tmp[d as usize];
                 tmp[d as usize] = 0.0;
             }
             touched.clear();
         }
+        // Each word of an entry's question is covered by its best-covered feature.
+        let mut covered = vec![0.0f32; self.slots];
         for &(id, qs) in &seen {
             let w = self.weights[id as usize];
             for p in &self.postings[id as usize] {
                 if p.q_strength > 0.0 {
-                    dm[p.doc as usize] += w * qs.min(p.q_strength);
+                    let k = self.docs[p.doc as usize].slot_base as usize + p.slot as usize;
+                    covered[k] = covered[k].max(w * qs.min(p.q_strength));
                 }
             }
+        }
+        // The price of one thing (a tent) does not answer a message about another (chairs)
+        // however well it covers the rest ("do you hire ...?").
+        let mut other_thing = vec![false; n];
+        for (i, d) in self.docs.iter().enumerate() {
+            let start = d.slot_base as usize;
+            let end = self.docs.get(i + 1).map_or(self.slots, |n| n.slot_base as usize);
+            dm[i] = covered[start..end].iter().sum();
+            other_thing[i] = things > 0
+                && things_met[i] == 0
+                && (start..end).any(|k| {
+                    let (w, thing) = self.slot_info[k];
+                    thing && covered[k] < 0.5 * w
+                });
         }
 
         let canned_ok = content_total <= CANNED_MAX_CONTENT;
@@ -853,7 +969,7 @@ impl FaqIndex {
                 } else {
                     0.0
                 }
-            } else if content_total <= 0.0 || d.q_norm <= 0.0 {
+            } else if content_total <= 0.0 || d.q_norm <= 0.0 || other_thing[i] {
                 0.0
             } else {
                 let qcov = (qm[i] / content_total).min(1.0);
@@ -867,6 +983,12 @@ impl FaqIndex {
             // The best-scoring way of asking speaks for the entry.
             let e = d.entry as usize;
             if score > scores[e] {
+                if let Some(det) = detail.as_deref_mut() {
+                    det[e] = (
+                        qm[i] / content_total.max(f32::EPSILON),
+                        dm[i] / d.q_norm.max(f32::EPSILON),
+                    );
+                }
                 scores[e] = score;
                 coverage[e] = if d.canned {
                     1.0
@@ -961,19 +1083,31 @@ impl FaqIndex {
             }
             out.push_str("] ");
         }
+        let mut detail = Vec::new();
+        let (scores, _) = self.score_detailed(query, Some(&mut detail));
+        for m in self.ranked(&scores).iter().take(4) {
+            let (q, d) = detail[m.index];
+            out.push_str(&format!(
+                "| #{} {:.3} q={:.2} d={:.2} ",
+                m.index, m.score, q, d
+            ));
+        }
         out
     }
 }
 
-fn add_feat(feats: &mut Vec<(Fid, f32, bool)>, id: Fid, strength: f32, in_q: bool) {
+fn add_feat(feats: &mut Vec<(Fid, f32, bool, u16)>, id: Fid, strength: f32, in_q: bool, slot: u16) {
     match feats.iter_mut().find(|f| f.0 == id) {
         Some(f) => {
             if in_q {
+                if !f.2 {
+                    f.3 = slot;
+                }
                 f.1 = if f.2 { f.1.max(strength) } else { strength };
                 f.2 = true;
             }
         }
-        None => feats.push((id, strength, in_q)),
+        None => feats.push((id, strength, in_q, slot)),
     }
 }
 
