@@ -67,7 +67,7 @@ REGISTER T: register, registration, registering, enroll, enrol, enrolling, enrol
 REQUIREMENTS T: requirements, requirement, required, require, documents:0.7, docs:0.6, what do i need, what should i bring, what to bring, mahitaji, vitu gani nahitaji, nahitaji nini, ninahitaji nini, qualifications:0.7, eligible, eligibility
 ALTER T: alter, alters, altered, altering, alteration, alterations, adjust, adjusting, adjusted, adjustment, adjustments, modify, modification, resize, resizing, shorten, lengthen, tighten, loosen, take in, let out, punguza:0.6, refusha, rekebisha:0.5
 JOB T: job, jobs, hiring, hire me, employ me, vacancy, vacancies, hiring, employment, employ, kazi, internship, attachment, recruit, recruiting, career, careers, cv, apply
-SOUND E: speaker, speakers, pa, pa system, sound system, sound equipment, sound, microphone, microphones, mic, mics, mike, mixer, mixers, amplifier, amplifiers, amp, amps, public address, spika
+SOUND E: speaker, speakers, pa, pa system, sound system, sound equipment, sound, microphone, microphones, mic, mics, mike, mixer, mixers, amplifier, amplifiers, amp, amps, public address, spika, maikrofoni, kipaza sauti, vipaza sauti
 GUITAR E: guitar, guitars, gitaa, gita, gitaa, acoustic:0.7, electric:0.6, bass:0.6
 KEYBOARD E: keyboard, keyboards, piano, pianos, digital piano, yamaha:0.6, casio:0.6, kinanda
 DRUM E: drum, drums, drum set, drumset, drum kit, ngoma
@@ -157,7 +157,7 @@ RULES T: allowed, allow, not allowed, prohibited, banned, restricted, illegal, r
 ALCOHOL E: alcohol, pombe, beer, beers, wine, liquor, spirits, whisky
 FURNITURE E: fridge, fridges, friji, furniture, sofa, sofas, bed, beds, kitanda, vitanda, wardrobe, tv, tvs, television, big items, heavy, heavy items, mattress
 MOVE T: move, moving, house move, house moving, shift, shifting, hamia, kuhamia, kuhama, hama, relocate, relocation, movers
-BUSINESSACCT T: business account, corporate account, monthly account, monthly invoice, corporate, companies, company, biashara, business:0.6, businesses:0.6, invoice, invoices, monthly:0.6
+BUSINESSACCT T: business account, corporate account, monthly account, monthly invoice, corporate, companies, company, biashara, business:0.6, businesses:0.6, invoice, invoices
 COD T: cash on delivery, pay on delivery, collect cash, collect money, collect payment, cod, lipa ukifika, online seller, online sellers, online shop, sell online:0.8
 SCHOOL E: school, schools, shule, academy, primary:0.7, secondary:0.7, high school, kindergarten, form one:0.6, class:0.3, grade:0.4
 UNIFORM E: uniform, uniforms, sare, sare ya shule, school uniform
@@ -172,7 +172,7 @@ GAS E: gas, gesi, lpg, cooking gas, kgas, k gas, progas, afrigas, hashi, total g
 CYLINDER E: cylinder, cylinders, mtungi, mitungi, meko, 6kg:0.5, 13kg:0.5, 50kg:0.5
 REFILL T: refill, refills, refilling, refil, jaza, kujaza, jazwa, top up, topup, recharge:0.5
 LEAK T: leak, leaks, leaking, leakage, vuja, inavuja, kuvuja, smell, smells, smelling, harufu, gas smell
-INSTALL T: install, installation, installing, installed, connect:0.7, connection:0.7, connecting:0.7, set up, setup, fitting:0.5, fix it up:0.5, piping, weka:0.3
+INSTALL T: install, installation, installing, installed, connect:0.7, connection:0.7, connecting:0.7, set up, setup, fitting:0.5, fix it up:0.5, piping, weka:0.3, fungia:0.8, fungiwa:0.8, kufungia:0.8
 COOKER E: cooker, cookers, jiko, majiko, burner, burners, stove, stoves, oven:0.6, grill, grills, hob
 WEIGHT T: weigh, weight, weighed, weighing, uzito, scale, full weight, underweight, short weight, pima uzito, full:0.5, imejaa, kidogo:0.4, imeisha:0.5
 NEW W: new, mpya, brand new

@@ -59,9 +59,17 @@ const TERM_BASE: f32 = 1.0;
 /// Weight of a word neither the lexicon nor the tenant knows: often noise (names, places,
 /// slang), sometimes the thing the entry lacks ("violins"), so it counts, but less.
 const UNKNOWN_BASE: f32 = 0.6;
+/// Weight of a word whose meaning is known (a Swahili word and its English meaning) that the
+/// tenant never uses: more likely something the business does not offer ("makaa", charcoal)
+/// than a name or noise.
+const KNOWN_BASE: f32 = 0.8;
 /// Strength of an everyday word the lexicon does not know ("bring", "someone", "exactly"):
 /// it neither explains much of a message nor leaves much of it unexplained.
 const COMMON_STRENGTH: f32 = 0.35;
+/// A hint in an entry's question ("where" for the location, "membership" for joining) explains
+/// this much of a message's word that says the concept outright: the entry is about its
+/// question however it is phrased, but "membership" is not quite "registration".
+const QUESTION_HINT: f32 = 0.75;
 /// Strength of the English meaning of a Swahili or Sheng word (`chumba` → room).
 const GLOSS_STRENGTH: f32 = 0.9;
 /// Strength of a carrying verb ("send", "bring") for delivery when the message names a destination.
@@ -100,9 +108,10 @@ struct Posting {
     q_strength: f32,
     /// The word of the question the feature belongs to (when `q_strength > 0`).
     slot: u16,
-    /// How much of a message's word the posting explains: all of it for the question, which
-    /// the entry is about however it is phrased; no more than the answer says it otherwise
-    /// (a hint in the answer, "power" for a battery, explains a battery only a little).
+    /// How much of a message's word the posting explains: most of it for the question, which
+    /// the entry is about however it is phrased ([`QUESTION_HINT`]); no more than the answer
+    /// says it otherwise (a hint in the answer, "power" for a battery, explains a battery only
+    /// a little).
     strength: f32,
 }
 
@@ -155,6 +164,9 @@ enum Key {
 struct Feat {
     key: Key,
     strength: f32,
+    /// A word whose meaning is known (lexicon, glossary, everyday English): when the tenant
+    /// never uses it, it is something the tenant does not offer rather than a name or noise.
+    known: bool,
 }
 
 /// A text as a list of slots (one per content word or phrase), each a list of features.
@@ -239,6 +251,7 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
                     a.feats.push(Feat {
                         key: Key::Term(stem(w).into_owned()),
                         strength: 1.0,
+                        known: true,
                     });
                 }
                 if let Some(last) = a.slots.last_mut() {
@@ -268,7 +281,7 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
             if let Some(meaning) = meaning {
                 let social = a.slots.last().is_some_and(|s| s.2.is_some());
                 if !social {
-                    push_meaning(&mut a, lex, meaning);
+                    push_meaning(&mut a, lex, meaning, false);
                     if let Some(last) = a.slots.last_mut() {
                         last.1 = a.feats.len();
                     }
@@ -278,14 +291,18 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
             let start = a.feats.len();
             let term = stem(t).into_owned();
             let tenant_word = fix.is_some_and(|index| index.terms.contains_key(&term));
+            // A Swahili word whose every meaning is an everyday word ("kuanza": start) says
+            // as little as they do.
+            let common = is_common(t) || meaning.is_some_and(|m| m.iter().all(|e| is_common(e)));
             a.feats.push(Feat {
                 key: Key::Term(term),
-                strength: if is_common(t) { COMMON_STRENGTH } else { 1.0 },
+                strength: if common { COMMON_STRENGTH } else { 1.0 },
+                known: meaning.is_some(),
             });
             // A Swahili or Sheng word also stands for its English meaning, unless the tenant
             // writes the word itself.
             if let Some(meaning) = meaning.filter(|_| !tenant_word) {
-                push_meaning(&mut a, lex, meaning);
+                push_meaning(&mut a, lex, meaning, common);
             }
             a.slots.push((start, a.feats.len(), None));
         }
@@ -308,6 +325,7 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
             a.feats.push(Feat {
                 key: Key::Concept(lex.deliver),
                 strength: DESTINATION_STRENGTH,
+                known: true,
             });
             a.slots.push((start, a.feats.len(), None));
         }
@@ -402,7 +420,12 @@ fn has_destination(text: &str, toks: &[&str], lex: &Lexicon, a: &Analysis) -> bo
 }
 
 /// Adds the features of a word's English meaning to the slot being built.
-fn push_meaning(a: &mut Analysis, lex: &Lexicon, meaning: &[&str]) {
+fn push_meaning(a: &mut Analysis, lex: &Lexicon, meaning: &[&str], common: bool) {
+    let gloss = if common {
+        COMMON_STRENGTH
+    } else {
+        GLOSS_STRENGTH
+    };
     for e in meaning {
         if let Some((hits, root)) = lex.word_hits(e) {
             for h in hits {
@@ -411,17 +434,20 @@ fn push_meaning(a: &mut Analysis, lex: &Lexicon, meaning: &[&str]) {
                 }
                 a.feats.push(Feat {
                     key: Key::Concept(h.concept),
-                    strength: h.strength * GLOSS_STRENGTH,
+                    strength: h.strength * gloss,
+                    known: true,
                 });
             }
             a.feats.push(Feat {
                 key: Key::Term(stem(&root).into_owned()),
-                strength: GLOSS_STRENGTH,
+                strength: gloss,
+                known: true,
             });
         } else {
             a.feats.push(Feat {
                 key: Key::Term(stem(e).into_owned()),
-                strength: GLOSS_STRENGTH,
+                strength: gloss,
+                known: true,
             });
         }
     }
@@ -435,6 +461,7 @@ fn push_slot(a: &mut Analysis, lex: &Lexicon, hits: &[Hit], term: Option<String>
         a.feats.push(Feat {
             key: Key::Concept(lex.greeting),
             strength: 1.0,
+            known: true,
         });
         a.slots.push((start, a.feats.len(), Some(Class::Greeting)));
         return;
@@ -452,12 +479,14 @@ fn push_slot(a: &mut Analysis, lex: &Lexicon, hits: &[Hit], term: Option<String>
         a.feats.push(Feat {
             key: Key::Concept(h.concept),
             strength: h.strength,
+            known: true,
         });
     }
     if let Some(t) = term {
         a.feats.push(Feat {
             key: Key::Term(t),
             strength: 1.0,
+            known: true,
         });
     }
     let social = if all_social { social } else { None };
@@ -618,7 +647,7 @@ impl FaqIndex {
                     },
                     q_strength: if in_q { qs } else { 0.0 },
                     slot,
-                    strength: if in_q { 1.0 } else { qs },
+                    strength: if in_q { qs.max(QUESTION_HINT) } else { qs },
                 });
             }
             let (entry, canned, greeting, thanks) = infos[i];
@@ -857,6 +886,7 @@ impl FaqIndex {
                 }
                 Key::Term(t) => match self.terms.get(t.as_str()) {
                     Some(&id) => (Some(id), self.weights[id as usize], f.strength),
+                    None if f.known => (None, KNOWN_BASE * self.absent_idf, f.strength),
                     None => (None, UNKNOWN_BASE * self.absent_idf, f.strength),
                 },
             })
@@ -921,7 +951,11 @@ impl FaqIndex {
                 }
             }
             content_total += slot_w;
-            if any_present && names_a_thing(&a.feats[s..e], lex) {
+            // A thing the tenant's questions are about ("chairs"), not a word of an answer.
+            let asked = feats.iter().any(|f| {
+                f.0.is_some_and(|id| self.postings[id as usize].iter().any(|p| p.q_strength > 0.0))
+            });
+            if asked && names_a_thing(&a.feats[s..e], lex) {
                 things += 1;
                 for &d in &touched {
                     if tmp[d as usize] >= 0.5 * slot_w {
