@@ -951,12 +951,15 @@ impl FaqIndex {
                 }
             }
             content_total += slot_w;
-            // A thing the tenant's questions are about ("chairs"), not a word of an answer.
+            // A thing the tenant's questions are about ("chairs"), or one the tenant never
+            // mentions ("generators"); not a word only some answer uses.
             let asked = feats.iter().any(|f| {
                 f.0.is_some_and(|id| self.postings[id as usize].iter().any(|p| p.q_strength > 0.0))
             });
-            if asked && names_a_thing(&a.feats[s..e], lex) {
-                things += 1;
+            if names_a_thing(&a.feats[s..e], lex) {
+                if asked || !any_present {
+                    things += 1;
+                }
                 for &d in &touched {
                     if tmp[d as usize] >= 0.5 * slot_w {
                         things_met[d as usize] += 1;
