@@ -74,6 +74,11 @@ const QUESTION_HINT: f32 = 0.75;
 const GLOSS_STRENGTH: f32 = 0.9;
 /// Strength of a carrying verb ("send", "bring") for delivery when the message names a destination.
 const DESTINATION_STRENGTH: f32 = 0.9;
+/// An entry whose question covers less than this of itself in the message answers it through
+/// its answer alone ...
+const ANSWER_ALONE: f32 = 0.2;
+/// ... where the answer's lexicon concepts explain the message this much of what they would.
+const ANSWER_CONCEPT_ALONE: f32 = 0.5;
 /// Minimum score `best_match` accepts.
 const THRESHOLD: f32 = 0.58;
 /// An entry that leaves half of the message unexplained is not its answer, however well it
@@ -898,6 +903,11 @@ impl FaqIndex {
         let mut qm = vec![0.0f32; n];
         let mut dm = vec![0.0f32; n];
         let mut tmp = vec![0.0f32; n];
+        // The same with the answer's lexicon concepts at half weight, for entries whose
+        // question says nothing of the message.
+        let mut qm_own = vec![0.0f32; n];
+        let mut tmp_own = vec![0.0f32; n];
+        let concepts = lex.concept_count();
         let mut touched: Vec<u32> = Vec::with_capacity(n);
         // Per variant: how many of the things the message names it explains.
         let mut things_met = vec![0u16; n];
@@ -939,6 +949,8 @@ impl FaqIndex {
                     Some((_, best)) => *best = best.max(qs),
                     None => seen.push((id, qs)),
                 }
+                // Answers state prices: a price there is as good as in the question.
+                let concept = (id as usize) < concepts && id != Fid::from(lex.price);
                 for p in &self.postings[id as usize] {
                     let v = w * qs.min(p.strength) * p.field;
                     let slot = &mut tmp[p.doc as usize];
@@ -947,6 +959,15 @@ impl FaqIndex {
                     }
                     if v > *slot {
                         *slot = v;
+                    }
+                    let own = if concept && p.q_strength == 0.0 {
+                        v * ANSWER_CONCEPT_ALONE
+                    } else {
+                        v
+                    };
+                    let slot = &mut tmp_own[p.doc as usize];
+                    if own > *slot {
+                        *slot = own;
                     }
                 }
             }
@@ -969,6 +990,8 @@ impl FaqIndex {
             for &d in &touched {
                 qm[d as usize] += tmp[d as usize];
                 tmp[d as usize] = 0.0;
+                qm_own[d as usize] += tmp_own[d as usize];
+                tmp_own[d as usize] = 0.0;
             }
             touched.clear();
         }
@@ -990,6 +1013,13 @@ impl FaqIndex {
             let start = d.slot_base as usize;
             let end = self.docs.get(i + 1).map_or(self.slots, |n| n.slot_base as usize);
             dm[i] = covered[start..end].iter().sum();
+            if dm[i] < ANSWER_ALONE * d.q_norm {
+                // An answer that mentions a rider does not make a cyber café a courier: when the
+                // question says (almost) nothing of the message, only the answer's own words
+                // ("Zumba", "DSTV") and its prices fully explain it, the lexicon's other
+                // concepts half.
+                qm[i] = qm_own[i];
+            }
             other_thing[i] = things > 0
                 && things_met[i] == 0
                 && (start..end).any(|k| {
