@@ -208,10 +208,11 @@ pub(crate) struct Lexicon {
     phrases: HashMap<String, Vec<Phrase>>,
     /// Single words of the lexicon, for typo correction.
     pub fuzzy: DeleteIndex,
-    /// Concepts the matcher's rules name: delivery, a place, a price, a greeting.
+    /// Concepts the matcher's rules name: delivery, a place, a price, paying, a greeting.
     pub deliver: u16,
     pub place: u16,
     pub price: u16,
+    pub pay: u16,
     pub greeting: u16,
     /// Concepts a customer asks to be sent rather than asks to have delivered: payment details,
     /// contacts, the location.
@@ -296,7 +297,7 @@ impl Lexicon {
         );
         let id = |n: &str| names.iter().position(|x| *x == n).expect("concept") as u16;
         let (deliver, place, greeting) = (id("DELIVER"), id("PLACE"), id("GREETING"));
-        let price = id("PRICE");
+        let (price, pay) = (id("PRICE"), id("PAY"));
         let info = (0..names.len())
             .filter(|&i| matches!(names[i], "PAY" | "CONTACT" | "LOCATION"))
             .map(|i| i as u16)
@@ -306,6 +307,7 @@ impl Lexicon {
             deliver,
             place,
             price,
+            pay,
             greeting,
             names,
             classes,

@@ -242,6 +242,8 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
         }
     }
     let mut a = Analysis::default();
+    // Slots of a word for paying ("lipa", "malipo"), as opposed to a way of paying ("M-Pesa").
+    let mut paying: Vec<usize> = Vec::new();
     let mut i = 0;
     while i < toks.len() {
         let t = toks[i];
@@ -281,6 +283,9 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
             continue;
         }
         if let Some((hits, root)) = lex.word_hits(t) {
+            if PAY_VERBS.contains(&root.as_ref()) {
+                paying.push(a.slots.len());
+            }
             push_slot(&mut a, lex, hits, Some(stem(&root).into_owned()), i == 1);
             // "usiku" is a time of day to the lexicon and "night" to a guest house.
             if let Some(meaning) = meaning {
@@ -310,6 +315,28 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
                 push_meaning(&mut a, lex, meaning, common);
             }
             a.slots.push((start, a.feats.len(), None));
+        }
+    }
+    let asks_amount = toks
+        .iter()
+        .any(|t| matches!(*t, "ngapi" | "mingapi" | "kiasi"))
+        || toks.windows(2).any(|w| w == ["how", "much"]);
+    if asks_amount && !paying.is_empty() {
+        // "nalipa pesa ngapi?", "malipo ya mwezi ni kiasi gani?": how much one pays is a price
+        // question, not one about how to pay, unless a way of paying is named.
+        let pay = a.slots.iter().enumerate().any(|(k, &(s, e, _))| {
+            !paying.contains(&k)
+                && a.feats[s..e].iter().any(|f| {
+                    matches!(f.key, Key::Concept(c) if c == lex.pay) && f.strength >= 0.5
+                })
+        });
+        if !pay {
+            for &k in &paying {
+                let (s, e, _) = a.slots[k];
+                for f in &mut a.feats[s..e] {
+                    f.strength *= PAYING_FOR_AMOUNT;
+                }
+            }
         }
     }
     let carried = a.feats.iter().any(|f| {
@@ -378,6 +405,15 @@ fn undoubled(w: &str) -> String {
         _ => w.to_owned(),
     }
 }
+
+/// Words for paying (roots as the lexicon finds them), as opposed to ways of paying.
+const PAY_VERBS: &[&str] = &[
+    "pay", "paying", "paid", "payed", "payment", "payments", "lipa", "lipia", "lipe", "lipwa",
+    "malipo",
+];
+
+/// Strength left to a word for paying in a message that asks how much.
+const PAYING_FOR_AMOUNT: f32 = 0.3;
 
 /// Everyday verbs of carrying that only ask for delivery when a destination follows.
 const CARRY: &[&str] = &[
