@@ -327,9 +327,9 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
         // question, not one about how to pay, unless a way of paying is named.
         let pay = a.slots.iter().enumerate().any(|(k, &(s, e, _))| {
             !paying.contains(&k)
-                && a.feats[s..e].iter().any(|f| {
-                    matches!(f.key, Key::Concept(c) if c == lex.pay) && f.strength >= 0.5
-                })
+                && a.feats[s..e]
+                    .iter()
+                    .any(|f| matches!(f.key, Key::Concept(c) if c == lex.pay) && f.strength >= 0.5)
         });
         if !pay {
             for &k in &paying {
@@ -670,7 +670,12 @@ impl FaqIndex {
         let mut slot_base = 0u32;
         let mut slot_info = Vec::new();
         for (i, feats) in per_variant.iter().enumerate() {
-            let n_slots = feats.iter().filter(|f| f.2).map(|f| f.3 + 1).max().unwrap_or(0);
+            let n_slots = feats
+                .iter()
+                .filter(|f| f.2)
+                .map(|f| f.3 + 1)
+                .max()
+                .unwrap_or(0);
             let mut slot_w = vec![0.0f32; n_slots as usize];
             for &(id, qs, in_q, slot) in feats {
                 let social = (id as usize) < concepts && lex.classes[id as usize].is_social();
@@ -1012,7 +1017,11 @@ impl FaqIndex {
             // A thing the tenant's questions are about ("chairs"), or one the tenant never
             // mentions ("generators"); not a word only some answer uses.
             let asked = feats.iter().any(|f| {
-                f.0.is_some_and(|id| self.postings[id as usize].iter().any(|p| p.q_strength > 0.0))
+                f.0.is_some_and(|id| {
+                    self.postings[id as usize]
+                        .iter()
+                        .any(|p| p.q_strength > 0.0)
+                })
             });
             if names_a_thing(&a.feats[s..e], lex) {
                 if asked || !any_present {
@@ -1048,7 +1057,10 @@ impl FaqIndex {
         let mut other_thing = vec![false; n];
         for (i, d) in self.docs.iter().enumerate() {
             let start = d.slot_base as usize;
-            let end = self.docs.get(i + 1).map_or(self.slots, |n| n.slot_base as usize);
+            let end = self
+                .docs
+                .get(i + 1)
+                .map_or(self.slots, |n| n.slot_base as usize);
             dm[i] = covered[start..end].iter().sum();
             if dm[i] < ANSWER_ALONE * d.q_norm {
                 // An answer that mentions a rider does not make a cyber café a courier: when the
