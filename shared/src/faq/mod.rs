@@ -170,8 +170,9 @@ enum Key {
 struct Feat {
     key: Key,
     strength: f32,
-    /// A word whose meaning is known (lexicon, glossary, everyday English): when the tenant
-    /// never uses it, it is something the tenant does not offer rather than a name or noise.
+    /// A word whose meaning is known (a lexicon word, or a Swahili word with its glossary
+    /// meaning): when the tenant never uses it, it is something the tenant does not offer
+    /// rather than a name or noise.
     known: bool,
 }
 
