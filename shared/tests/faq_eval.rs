@@ -3,11 +3,15 @@
 //!
 //! `FAQ_EVAL_VERBOSE=1 cargo test --test faq_eval -- --nocapture` also lists every miss.
 //!
-//! Three sets, reported and asserted separately: `tenants.json` + `queries.jsonl` (written
+//! Four sets, reported and asserted separately: `tenants.json` + `queries.jsonl` (written
 //! together with the matcher's lexicon); `independent_tenants.json` +
 //! `independent_queries.jsonl`, a held-out set written without looking at the matcher (other
-//! kinds of businesses); and `fresh_tenants.json` + `fresh_queries.jsonl`, a second such set
-//! (four more kinds of business) written later, again without reading the matcher.
+//! kinds of businesses); `fresh_tenants.json` + `fresh_queries.jsonl`, a second such set
+//! (four more kinds of business) written later, again without reading the matcher; and
+//! `fresh2_*`, a third (solar shop, gym, dental clinic, events hire).
+//!
+//! `FAQ_EVAL_DUMP=path` appends every query's outcome and analysis to `path`, for comparing
+//! two versions of the matcher.
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -112,6 +116,7 @@ fn evaluate(tenants_file: &str, queries_file: &str) -> Tally {
     let raw = std::fs::read_to_string(format!("{DATA}/{queries_file}")).expect(queries_file);
     let verbose = std::env::var_os("FAQ_EVAL_VERBOSE").is_some();
     let mut all = Tally::default();
+    let mut elapsed = std::time::Duration::ZERO;
     let mut by_split: BTreeMap<String, Tally> = BTreeMap::new();
     let mut by_kind: BTreeMap<String, Tally> = BTreeMap::new();
     for line in raw.lines().filter(|l| !l.trim().is_empty()) {
@@ -125,12 +130,29 @@ fn evaluate(tenants_file: &str, queries_file: &str) -> Tally {
                 "unknown expected key {e} in {line}"
             );
         }
+        let started = std::time::Instant::now();
         let got = tenant
             .index
             .best_match(text)
             .map(|m| tenant.keys[m.index].as_str());
+        elapsed += started.elapsed();
         let correct = got == expect;
         let wrong = got.is_some() && !correct;
+        if let Some(path) = std::env::var_os("FAQ_EVAL_DUMP") {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("dump file");
+            writeln!(
+                f,
+                "{queries_file}\t{}\t{text}\t{expect:?}\t{got:?}\t{}",
+                q["kind"].as_str().unwrap_or(""),
+                explain_with_keys(&tenant.index.explain(text), &tenant.keys)
+            )
+            .expect("dump line");
+        }
         all.add(correct, wrong);
         let split = q["split"].as_str().unwrap_or("tune").to_string();
         by_split.entry(split).or_default().add(correct, wrong);
@@ -152,7 +174,7 @@ fn evaluate(tenants_file: &str, queries_file: &str) -> Tally {
                 expect,
                 got,
                 top,
-                tenant.index.explain(text)
+                explain_with_keys(&tenant.index.explain(text), &tenant.keys)
             );
         }
     }
@@ -165,7 +187,20 @@ fn evaluate(tenants_file: &str, queries_file: &str) -> Tally {
         println!("{}", t.row(&format!("split:{k}")));
     }
     println!("{}", all.row("ALL"));
+    println!(
+        "mean best_match time: {:.1} µs (this build's profile)",
+        elapsed.as_secs_f64() * 1e6 / all.n.max(1) as f64
+    );
     all
+}
+
+/// `explain` names entries by position; the keys are easier to read.
+fn explain_with_keys(explained: &str, keys: &[String]) -> String {
+    let mut out = explained.to_string();
+    for (i, k) in keys.iter().enumerate().rev() {
+        out = out.replace(&format!("#{i} "), &format!("{k} "));
+    }
+    out
 }
 
 #[test]
@@ -230,9 +265,12 @@ fn the_matcher_meets_the_product_targets_on_the_fresh_held_out_set() {
 
 /// Floors for the second fresh set (four more kinds of business, written after the first
 /// fresh set's changes, again without reading the matcher): its first measurement, before
-/// any change made while reading it, is the honest figure for unseen businesses.
-const FRESH2_MIN_ACCURACY: f64 = 0.0;
-const FRESH2_MAX_WRONG: f64 = 1.0;
+/// any change made while reading it, is the honest figure for unseen businesses (0.679 /
+/// 0.031; 0.710 / 0.040 after the second round). Measured 0.730 / 0.011 after the changes
+/// made for its wrong answers (entry coverage per word, price entries and their own thing,
+/// answers alone, paying in a how-much question).
+const FRESH2_MIN_ACCURACY: f64 = 0.71;
+const FRESH2_MAX_WRONG: f64 = 0.02;
 
 #[test]
 fn the_matcher_meets_the_product_targets_on_the_second_fresh_held_out_set() {

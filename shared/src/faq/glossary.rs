@@ -63,7 +63,7 @@ picha: picture photo pictures photos; sampuli: sample samples
 nafasi: space slot vacancy chance; jiunga: join register; dai: want; cheki: check see; nauli: fare
 meno: teeth; jino: tooth; macho: eyes eye; sikio: ear; mguu: leg foot; mkono: hand arm; kichwa: head
 tumbo: stomach; ngozi: skin; damu: blood; mwili: body; uso: face; kofia: hat cap; mkoba: bag; begi: bag
-sukari: sugar; chumvi: salt; mafuta: oil fuel; kompyuta: computer; runinga: tv television; taa: light lamp
+sukari: sugar; chumvi: salt; makaa: charcoal; mafuta: oil fuel; kompyuta: computer; runinga: tv television; taa: light lamp
 stima: electricity power; umeme: electricity power; karatasi: paper; mlango: door; dirisha: window
 mazoezi: exercise training workout; michezo: sports games; mgeni: guest visitor; wageni: guests visitors
 mteja: customer client; wateja: customers clients; bidhaa: products goods; ratiba: schedule timetable
@@ -165,6 +165,11 @@ pub(crate) fn is_common(w: &str) -> bool {
 /// Whether a word is a frequent English word, never to be read as a typo of another.
 pub(crate) fn is_english(w: &str) -> bool {
     tables().english.contains(w)
+}
+
+/// The English meaning of a Swahili or Sheng word as written, without reading its forms.
+pub(crate) fn english_as_written(w: &str) -> Option<&'static [&'static str]> {
+    tables().glossary.get(w).map(|v| v.as_slice())
 }
 
 /// The English meaning of a Swahili or Sheng word, found as written or through its forms.

@@ -45,15 +45,18 @@ impl Class {
 const TABLE: &str = r#"
 HOURS T: fanya kazi:0.7, mnafanya kazi, mnafanyanga kazi, work:0.4, working:0.4, open, opening, opens, opened, close, closing, closes, closed, hours, hour, business hours, opening hours, working hours, operating hours, opening times, closing time, fungua, funguliwa, fungwa, funga, saa za kazi, masaa, 24 hours, open late, late:0.6, early:0.5, operate:0.7, operating:0.7, wazi, mko wazi, open on, what time do you open
 TIME W: lini:0.7, when will, till what time, until what time, up to what time, time, times, saa ngapi, what time, when, until, till when, am, pm, saa, timing, mapema, usiku, asubuhi:0.5, jioni:0.5, morning:0.5, evening:0.5, tonight:0.5, now:0.3, saa hii
-DAY W: today, tomorrow, leo, kesho, monday, tuesday, wednesday, thursday, friday, saturday, sunday, saturdays, sundays, jumatatu, jumanne, jumatano, alhamisi, ijumaa, jumamosi, jumapili, weekend, weekday, weekdays, holiday, holidays, public holiday, public holidays, sikukuu, daily, everyday, every day, wikendi, weekends, wiki hii, this week:0.6, sundays:1, public holiday
+DAY W: day, days, siku, today, tomorrow, leo, kesho, monday, tuesday, wednesday, thursday, friday, saturday, sunday, saturdays, sundays, jumatatu, jumanne, jumatano, alhamisi, ijumaa, jumamosi, jumapili, weekend, weekday, weekdays, holiday, holidays, public holiday, public holidays, sikukuu, daily, everyday, every day, wikendi, weekends, wiki hii, this week:0.6, sundays:1, public holiday
 WHERE W: where, wapi, whereabouts
+WEEK W: week, weeks, weekly, wiki, kila wiki
+MONTH W: month, months, monthly, mwezi, miezi, kila mwezi
+YEAR W: year, years, yearly, annual, annually, mwaka, miaka, kila mwaka
 LOCATION T: located, location, locate, address, directions, direction, situated, premises, map, maps, google maps, pin, pin location, mahali, get to you, get there, get to, find you, landmark, opposite:0.5, next to:0.4, near:0.5, building:0.4, street:0.6, road:0.5, patikana:0.5, where:0.5, wapi:0.6, area gani, mtaa gani, which area, what area, where exactly, how far:0.7, distance:0.6, umbali:0.6, directions to, mko area gani, based:0.7, where are you based, pande gani, upande gani, estate gani, town gani, mko pande, wapi hasa, whereabouts
 SHOP W: shop, store, duka, outlet, branch, branches, place:0.5
 PAY T: cash on delivery, pay on delivery, paybill number, paybill no, account number, pay, paying, payment, payments, paid, lipa, lipia, lipe, lipwa, malipo, mpesa, m pesa, till, till number, till no, paybill, pay bill, buy goods, lipa na mpesa, cash, card:0.6, cards:0.5, credit card, debit card, visa, mastercard, bank transfer, bank, accept:0.3, kubali:0.3, kubaliwa:0.3, airtel money, pesa:0.4, cheque, cheques, pochi, pochi la biashara, mobile money, tuma pesa, send money, lipa kwa, payed, by card, pay by card, card payment, card payments, pay with card, accept card, accept cards, take card, take cards, mnachukua card, card mnachukua, mnakubali card, card mnakubali, card iko, card inakubaliwa
 NUMBER W: number, numbers, namba, nambari, no
 CONTACT T: number:0.5, namba:0.5, nambari:0.5, your number, namba yenu
 DELIVER T: beba:0.6, kubeba:0.6, bebwa:0.6, nileteea, niletee, mnaleta, kuleta, delivered to, deliver, delivery, deliveries, delivering, delivered, leta, letea, peleka, pelekea, tuma:0.6, tumia:0.6, tumiwa:0.6, send:0.6, ship, shipping, courier, couriers, dispatch, transport:0.7, safirisha, countrywide, upcountry:0.7, rider, riders, boda:0.6, glovo, uber eats, bolt food, jumia food, drop off, doorstep, door step, drop off at, deliver it, bring it to, send it to, fikisha, kufikisha, fikishiwa
-REPAIR T: pasuka, imepasuka, crack, cracked, cracks, vunjika, imevunjika, shattered, spoilt screen, dead:0.5, repair, repairs, repairing, repaired, fix, fixing, fixed, tengeneza, tengenezwa, rekebisha, haribika, haribiwa, imeharibika, broken, broke, spoilt, spoiled, damaged, faulty, not working:0.8, stopped working:0.6, stop working:0.6, stops working:0.6, service:0.6, servicing, maintenance, technician, fundi:0.7, imekufa:0.8, imeharibika, not working, doesnt work, does not work, haifanyi kazi, haiwaki:0.8, mend
+REPAIR T: pasuka, imepasuka, crack, cracked, cracks, vunjika, imevunjika, shattered, spoilt screen, dead:0.5, repair, repairs, repairing, repaired, fix, fixing, fixed, tengeneza, tengenezwa, rekebisha, haribika, haribiwa, imeharibika, broken, broke, spoilt, spoiled, damaged, torn, ripped, raruka, chanika, faulty, not working:0.8, stopped working:0.6, stop working:0.6, stops working:0.6, service:0.6, servicing, maintenance, technician, fundi:0.7, imekufa:0.8, imeharibika, not working, doesnt work, does not work, haifanyi kazi, haiwaki:0.8, mend
 PRICE T: per hour:0.6, per minute:0.6, per page:0.6, per day:0.6, per month:0.5, per piece:0.6, per person:0.6, per metre:0.6, per meter:0.6, per litre:0.6, kwa saa:0.5, hw much, amount:0.6, kiasi:0.6, pay how much, ni ngapi, charge ngapi, per km:0.6, per kg:0.5, cheapest, lowest price, price list, price, prices, pricing, cost, costs, costing, charge, charges, fee, fees, rate, rates, how much, bei, pesa ngapi, bei gani, gharama, ngapi:0.6, much:0.5, shillings, shilling, ksh, kes, bob, expensive, cheap:0.7, affordable:0.7, quote:0.7, quotation:0.7, gharimu, inagharimu, doh ngapi, ganji ngapi, mbao ngapi, bei ngapi, ni doh ngapi, how much does it cost, how much is it, soo:0.5, thao:0.5, mbao:0.5, ngiri:0.4, inaenda aje, inaenda ngapi, inaenda how much, inakaa ngapi, inakaa aje, zinaenda aje, zinaenda ngapi, goes for how much, go for how much, ni how much, tariff, tariffs, price range, inauzwa ngapi, inauzwa pesa ngapi, mnauza ngapi, mnauza aje, unauza ngapi, bei yenu, bei ya
 STOCK W: have, has, stock, stocks, stocked, in stock, available, availability, sell, sells, selling, sold, uza, uzwa, carry, patikana, mko na, iko na, kuna, offer:0.5, offers:0.5, provide:0.5
 BUY W: buy, buying, bought, purchase, nunua, order:0.5, ordering:0.5, agiza, kuagiza, place an order, shika:0.4
@@ -67,7 +70,7 @@ REGISTER T: register, registration, registering, enroll, enrol, enrolling, enrol
 REQUIREMENTS T: requirements, requirement, required, require, documents:0.7, docs:0.6, what do i need, what should i bring, what to bring, mahitaji, vitu gani nahitaji, nahitaji nini, ninahitaji nini, qualifications:0.7, eligible, eligibility
 ALTER T: alter, alters, altered, altering, alteration, alterations, adjust, adjusting, adjusted, adjustment, adjustments, modify, modification, resize, resizing, shorten, lengthen, tighten, loosen, take in, let out, punguza:0.6, refusha, rekebisha:0.5
 JOB T: job, jobs, hiring, hire me, employ me, vacancy, vacancies, hiring, employment, employ, kazi, internship, attachment, recruit, recruiting, career, careers, cv, apply
-SOUND E: speaker, speakers, pa, pa system, sound system, sound equipment, sound, microphone, microphones, mic, mics, mike, mixer, mixers, amplifier, amplifiers, amp, amps, public address, spika
+SOUND E: speaker, speakers, pa, pa system, sound system, sound equipment, sound, microphone, microphones, mic, mics, mike, mixer, mixers, amplifier, amplifiers, amp, amps, public address, spika, maikrofoni, kipaza sauti, vipaza sauti
 GUITAR E: guitar, guitars, gitaa, gita, gitaa, acoustic:0.7, electric:0.6, bass:0.6
 KEYBOARD E: keyboard, keyboards, piano, pianos, digital piano, yamaha:0.6, casio:0.6, kinanda
 DRUM E: drum, drums, drum set, drumset, drum kit, ngoma
@@ -157,7 +160,7 @@ RULES T: allowed, allow, not allowed, prohibited, banned, restricted, illegal, r
 ALCOHOL E: alcohol, pombe, beer, beers, wine, liquor, spirits, whisky
 FURNITURE E: fridge, fridges, friji, furniture, sofa, sofas, bed, beds, kitanda, vitanda, wardrobe, tv, tvs, television, big items, heavy, heavy items, mattress
 MOVE T: move, moving, house move, house moving, shift, shifting, hamia, kuhamia, kuhama, hama, relocate, relocation, movers
-BUSINESSACCT T: business account, corporate account, monthly account, monthly invoice, corporate, companies, company, biashara, business:0.6, businesses:0.6, invoice, invoices, monthly:0.6
+BUSINESSACCT T: business account, corporate account, monthly account, monthly invoice, corporate, companies, company, biashara, business:0.6, businesses:0.6, invoice, invoices
 COD T: cash on delivery, pay on delivery, collect cash, collect money, collect payment, cod, lipa ukifika, online seller, online sellers, online shop, sell online:0.8
 SCHOOL E: school, schools, shule, academy, primary:0.7, secondary:0.7, high school, kindergarten, form one:0.6, class:0.3, grade:0.4
 UNIFORM E: uniform, uniforms, sare, sare ya shule, school uniform
@@ -172,7 +175,7 @@ GAS E: gas, gesi, lpg, cooking gas, kgas, k gas, progas, afrigas, hashi, total g
 CYLINDER E: cylinder, cylinders, mtungi, mitungi, meko, 6kg:0.5, 13kg:0.5, 50kg:0.5
 REFILL T: refill, refills, refilling, refil, jaza, kujaza, jazwa, top up, topup, recharge:0.5
 LEAK T: leak, leaks, leaking, leakage, vuja, inavuja, kuvuja, smell, smells, smelling, harufu, gas smell
-INSTALL T: install, installation, installing, installed, connect:0.7, connection:0.7, connecting:0.7, set up, setup, fitting:0.5, fix it up:0.5, piping, weka:0.3
+INSTALL T: install, instal, instals, installation, installing, installed, connect:0.7, connection:0.7, connecting:0.7, set up, setup, fitting:0.5, fix it up:0.5, piping, weka:0.3, fungia:0.8, fungiwa:0.8, kufungia:0.8
 COOKER E: cooker, cookers, jiko, majiko, burner, burners, stove, stoves, oven:0.6, grill, grills, hob
 WEIGHT T: weigh, weight, weighed, weighing, uzito, scale, full weight, underweight, short weight, pima uzito, full:0.5, imejaa, kidogo:0.4, imeisha:0.5
 NEW W: new, mpya, brand new
@@ -205,9 +208,11 @@ pub(crate) struct Lexicon {
     phrases: HashMap<String, Vec<Phrase>>,
     /// Single words of the lexicon, for typo correction.
     pub fuzzy: DeleteIndex,
-    /// Concepts the matcher's rules name: delivery, a place, a greeting.
+    /// Concepts the matcher's rules name: delivery, a place, a price, paying, a greeting.
     pub deliver: u16,
     pub place: u16,
+    pub price: u16,
+    pub pay: u16,
     pub greeting: u16,
     /// Concepts a customer asks to be sent rather than asks to have delivered: payment details,
     /// contacts, the location.
@@ -292,6 +297,7 @@ impl Lexicon {
         );
         let id = |n: &str| names.iter().position(|x| *x == n).expect("concept") as u16;
         let (deliver, place, greeting) = (id("DELIVER"), id("PLACE"), id("GREETING"));
+        let (price, pay) = (id("PRICE"), id("PAY"));
         let info = (0..names.len())
             .filter(|&i| matches!(names[i], "PAY" | "CONTACT" | "LOCATION"))
             .map(|i| i as u16)
@@ -300,6 +306,8 @@ impl Lexicon {
             info,
             deliver,
             place,
+            price,
+            pay,
             greeting,
             names,
             classes,
@@ -404,6 +412,15 @@ impl Lexicon {
             }
         }
         None
+    }
+
+    /// Whether the lexicon knows the word as written or through an English ending, without
+    /// reading it as a Swahili form: "meza" is a table, not "m-eza".
+    pub(crate) fn knows_as_written(&self, w: &str) -> bool {
+        let s = stem(w);
+        self.words.contains_key(w)
+            || self.words.contains_key(s.as_ref())
+            || self.stems.contains_key(s.as_ref())
     }
 
     /// Whether a word is known to the lexicon in any form.

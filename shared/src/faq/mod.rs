@@ -19,7 +19,7 @@ pub mod normalize;
 use std::collections::HashMap;
 
 use fuzzy::DeleteIndex;
-use glossary::{english, is_common, is_english};
+use glossary::{english, english_as_written, is_common, is_english};
 use lexicon::{lexicon, Class, Hit, Lexicon};
 use normalize::{is_stopword, normalize_into, shorthand, stem, SW_PREFIXES};
 
@@ -59,15 +59,29 @@ const TERM_BASE: f32 = 1.0;
 /// Weight of a word neither the lexicon nor the tenant knows: often noise (names, places,
 /// slang), sometimes the thing the entry lacks ("violins"), so it counts, but less.
 const UNKNOWN_BASE: f32 = 0.6;
+/// Weight of a word whose meaning is known (a Swahili word and its English meaning) that the
+/// tenant never uses: more likely something the business does not offer ("makaa", charcoal)
+/// than a name or noise.
+const KNOWN_BASE: f32 = 0.8;
 /// Strength of an everyday word the lexicon does not know ("bring", "someone", "exactly"):
 /// it neither explains much of a message nor leaves much of it unexplained.
 const COMMON_STRENGTH: f32 = 0.35;
+/// A hint in an entry's question ("where" for the location, "membership" for joining) explains
+/// this much of a message's word that says the concept outright: the entry is about its
+/// question however it is phrased, but "membership" is not quite "registration".
+const QUESTION_HINT: f32 = 0.75;
 /// Strength of the English meaning of a Swahili or Sheng word (`chumba` → room).
 const GLOSS_STRENGTH: f32 = 0.9;
 /// Strength of a carrying verb ("send", "bring") for delivery when the message names a destination.
 const DESTINATION_STRENGTH: f32 = 0.9;
-/// Minimum score `best_match` accepts.
-const THRESHOLD: f32 = 0.58;
+/// An entry whose question covers less than this of itself in the message answers it through
+/// its answer alone ...
+const ANSWER_ALONE: f32 = 0.2;
+/// ... where the answer's lexicon concepts explain the message this much of what they would.
+const ANSWER_CONCEPT_ALONE: f32 = 0.5;
+/// Minimum score `best_match` accepts (0.58 before entry coverage counted each question word
+/// once, which raised every score a little).
+const THRESHOLD: f32 = 0.61;
 /// An entry that leaves half of the message unexplained is not its answer, however well it
 /// covers its own question: "do you deliver medicine?" to a hardware shop.
 const MIN_QUERY_COVERAGE: f32 = 0.5;
@@ -98,6 +112,13 @@ struct Posting {
     field: f32,
     /// How strongly the entry's question signals the feature (0 when only in the answer).
     q_strength: f32,
+    /// The word of the question the feature belongs to (when `q_strength > 0`).
+    slot: u16,
+    /// How much of a message's word the posting explains: most of it for the question, which
+    /// the entry is about however it is phrased ([`QUESTION_HINT`]); no more than the answer
+    /// says it otherwise (a hint in the answer, "power" for a battery, explains a battery only
+    /// a little).
+    strength: f32,
 }
 
 /// One way of asking an entry's question: the question itself or one of its phrasings.
@@ -106,8 +127,11 @@ struct DocInfo {
     /// The entry this variant belongs to.
     entry: u32,
     canned: bool,
-    /// Sum of the weights of the question's content features.
+    /// Sum over the question's content words of each word's strongest feature: a word counts
+    /// once, so "betri" for "battery" covers the word through its concept alone.
     q_norm: f32,
+    /// Where this variant's words start in the per-query array of covered words.
+    slot_base: u32,
     /// Social classes (greeting, thanks) the canned question is about.
     greeting: bool,
     thanks: bool,
@@ -118,6 +142,11 @@ struct DocInfo {
 pub struct FaqIndex {
     /// Every variant of every entry, entry by entry.
     docs: Vec<DocInfo>,
+    /// Number of question words over all variants.
+    slots: usize,
+    /// Per question word (all variants): its weight, and whether it names the thing whose
+    /// price the question asks.
+    slot_info: Vec<(f32, bool)>,
     /// Each entry's priority, by entry.
     priorities: Vec<i32>,
     terms: HashMap<String, Fid>,
@@ -141,6 +170,10 @@ enum Key {
 struct Feat {
     key: Key,
     strength: f32,
+    /// A word whose meaning is known (a lexicon word, or a Swahili word with its glossary
+    /// meaning): when the tenant never uses it, it is something the tenant does not offer
+    /// rather than a name or noise.
+    known: bool,
 }
 
 /// A text as a list of slots (one per content word or phrase), each a list of features.
@@ -211,6 +244,8 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
         }
     }
     let mut a = Analysis::default();
+    // Slots of a word for paying ("lipa", "malipo"), as opposed to a way of paying ("M-Pesa").
+    let mut paying: Vec<usize> = Vec::new();
     let mut i = 0;
     while i < toks.len() {
         let t = toks[i];
@@ -225,6 +260,7 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
                     a.feats.push(Feat {
                         key: Key::Term(stem(w).into_owned()),
                         strength: 1.0,
+                        known: true,
                     });
                 }
                 if let Some(last) = a.slots.last_mut() {
@@ -238,18 +274,26 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
         if is_stopword(t) || t.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let meaning = english(t);
+        // A word the lexicon knows as written is not read as a form of another ("meza").
+        let meaning = if lex.knows_as_written(t) {
+            english_as_written(t)
+        } else {
+            english(t)
+        };
         if meaning.is_some_and(|m| m.iter().all(|e| is_stopword(e))) {
             // "nahitaji" (need), "msaada" (help): as empty in Swahili as in English.
             continue;
         }
         if let Some((hits, root)) = lex.word_hits(t) {
+            if PAY_VERBS.contains(&root.as_ref()) {
+                paying.push(a.slots.len());
+            }
             push_slot(&mut a, lex, hits, Some(stem(&root).into_owned()), i == 1);
             // "usiku" is a time of day to the lexicon and "night" to a guest house.
             if let Some(meaning) = meaning {
                 let social = a.slots.last().is_some_and(|s| s.2.is_some());
                 if !social {
-                    push_meaning(&mut a, lex, meaning);
+                    push_meaning(&mut a, lex, meaning, false);
                     if let Some(last) = a.slots.last_mut() {
                         last.1 = a.feats.len();
                     }
@@ -259,16 +303,42 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
             let start = a.feats.len();
             let term = stem(t).into_owned();
             let tenant_word = fix.is_some_and(|index| index.terms.contains_key(&term));
+            // A Swahili word whose every meaning is an everyday word ("kuanza": start) says
+            // as little as they do.
+            let common = is_common(t) || meaning.is_some_and(|m| m.iter().all(|e| is_common(e)));
             a.feats.push(Feat {
                 key: Key::Term(term),
-                strength: if is_common(t) { COMMON_STRENGTH } else { 1.0 },
+                strength: if common { COMMON_STRENGTH } else { 1.0 },
+                known: meaning.is_some(),
             });
             // A Swahili or Sheng word also stands for its English meaning, unless the tenant
             // writes the word itself.
             if let Some(meaning) = meaning.filter(|_| !tenant_word) {
-                push_meaning(&mut a, lex, meaning);
+                push_meaning(&mut a, lex, meaning, common);
             }
             a.slots.push((start, a.feats.len(), None));
+        }
+    }
+    let asks_amount = toks
+        .iter()
+        .any(|t| matches!(*t, "ngapi" | "mingapi" | "kiasi"))
+        || toks.windows(2).any(|w| w == ["how", "much"]);
+    if asks_amount && !paying.is_empty() {
+        // "nalipa pesa ngapi?", "malipo ya mwezi ni kiasi gani?": how much one pays is a price
+        // question, not one about how to pay, unless a way of paying is named.
+        let pay = a.slots.iter().enumerate().any(|(k, &(s, e, _))| {
+            !paying.contains(&k)
+                && a.feats[s..e]
+                    .iter()
+                    .any(|f| matches!(f.key, Key::Concept(c) if c == lex.pay) && f.strength >= 0.5)
+        });
+        if !pay {
+            for &k in &paying {
+                let (s, e, _) = a.slots[k];
+                for f in &mut a.feats[s..e] {
+                    f.strength *= PAYING_FOR_AMOUNT;
+                }
+            }
         }
     }
     let carried = a.feats.iter().any(|f| {
@@ -289,6 +359,7 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
             a.feats.push(Feat {
                 key: Key::Concept(lex.deliver),
                 strength: DESTINATION_STRENGTH,
+                known: true,
             });
             a.slots.push((start, a.feats.len(), None));
         }
@@ -308,6 +379,25 @@ fn analyze(text: &str, lex: &Lexicon, fix: Option<&FaqIndex>) -> Analysis {
     a
 }
 
+/// Whether a word (its features) names a thing rather than an action or a circumstance: a
+/// thing in the lexicon ("battery", "meza"), or a word only the tenant knows ("tent").
+fn names_a_thing(feats: &[Feat], lex: &Lexicon) -> bool {
+    // The word's strongest sense decides: "charge" is a price before it is phone charging.
+    let mut best: Option<(f32, Class)> = None;
+    for f in feats {
+        if let Key::Concept(c) = f.key {
+            let class = lex.classes[c as usize];
+            if best.is_none_or(|(s, _)| f.strength > s) {
+                best = Some((f.strength, class));
+            }
+        }
+    }
+    match best {
+        Some((s, class)) => class == Class::Entity && s >= 0.5,
+        None => feats.first().is_some_and(|f| f.strength >= 1.0),
+    }
+}
+
 /// A word with its first doubled letter written once ("dress" → "dres"); the word itself
 /// when it has none.
 fn undoubled(w: &str) -> String {
@@ -317,6 +407,15 @@ fn undoubled(w: &str) -> String {
         _ => w.to_owned(),
     }
 }
+
+/// Words for paying (roots as the lexicon finds them), as opposed to ways of paying.
+const PAY_VERBS: &[&str] = &[
+    "pay", "paying", "paid", "payed", "payment", "payments", "lipa", "lipia", "lipe", "lipwa",
+    "malipo",
+];
+
+/// Strength left to a word for paying in a message that asks how much.
+const PAYING_FOR_AMOUNT: f32 = 0.3;
 
 /// Everyday verbs of carrying that only ask for delivery when a destination follows.
 const CARRY: &[&str] = &[
@@ -364,7 +463,12 @@ fn has_destination(text: &str, toks: &[&str], lex: &Lexicon, a: &Analysis) -> bo
 }
 
 /// Adds the features of a word's English meaning to the slot being built.
-fn push_meaning(a: &mut Analysis, lex: &Lexicon, meaning: &[&str]) {
+fn push_meaning(a: &mut Analysis, lex: &Lexicon, meaning: &[&str], common: bool) {
+    let gloss = if common {
+        COMMON_STRENGTH
+    } else {
+        GLOSS_STRENGTH
+    };
     for e in meaning {
         if let Some((hits, root)) = lex.word_hits(e) {
             for h in hits {
@@ -373,17 +477,20 @@ fn push_meaning(a: &mut Analysis, lex: &Lexicon, meaning: &[&str]) {
                 }
                 a.feats.push(Feat {
                     key: Key::Concept(h.concept),
-                    strength: h.strength * GLOSS_STRENGTH,
+                    strength: h.strength * gloss,
+                    known: true,
                 });
             }
             a.feats.push(Feat {
                 key: Key::Term(stem(&root).into_owned()),
-                strength: GLOSS_STRENGTH,
+                strength: gloss,
+                known: true,
             });
         } else {
             a.feats.push(Feat {
                 key: Key::Term(stem(e).into_owned()),
-                strength: GLOSS_STRENGTH,
+                strength: gloss,
+                known: true,
             });
         }
     }
@@ -397,6 +504,7 @@ fn push_slot(a: &mut Analysis, lex: &Lexicon, hits: &[Hit], term: Option<String>
         a.feats.push(Feat {
             key: Key::Concept(lex.greeting),
             strength: 1.0,
+            known: true,
         });
         a.slots.push((start, a.feats.len(), Some(Class::Greeting)));
         return;
@@ -414,12 +522,14 @@ fn push_slot(a: &mut Analysis, lex: &Lexicon, hits: &[Hit], term: Option<String>
         a.feats.push(Feat {
             key: Key::Concept(h.concept),
             strength: h.strength,
+            known: true,
         });
     }
     if let Some(t) = term {
         a.feats.push(Feat {
             key: Key::Term(t),
             strength: 1.0,
+            known: true,
         });
     }
     let social = if all_social { social } else { None };
@@ -438,10 +548,13 @@ impl FaqIndex {
         let concepts = lex.concept_count();
         let mut terms: HashMap<String, Fid> = HashMap::new();
         let mut surface: Vec<String> = Vec::new();
-        // Per variant: (feature, question strength, in question) with the answer merged in.
-        let mut per_variant: Vec<Vec<(Fid, f32, bool)>> = Vec::new();
+        // Per variant: (feature, question strength, in question, question word) with the
+        // answer merged in.
+        let mut per_variant: Vec<Vec<(Fid, f32, bool, u16)>> = Vec::new();
         // Per variant: (entry, canned, greeting, thanks).
         let mut infos: Vec<(u32, bool, bool, bool)> = Vec::new();
+        // Per variant: the question words that name a thing.
+        let mut variant_things: Vec<Vec<u16>> = Vec::new();
         let mut priorities = Vec::new();
         // Per entry: the features of all its variants, for document frequencies.
         let mut per_entry: Vec<Vec<Fid>> = Vec::new();
@@ -487,10 +600,10 @@ impl FaqIndex {
                     // A phrasing with no content ("??") explains nothing.
                     continue;
                 }
-                let mut feats: Vec<(Fid, f32, bool)> = Vec::new();
+                let mut feats: Vec<(Fid, f32, bool, u16)> = Vec::new();
                 let mut greeting = false;
                 let mut thanks = false;
-                for &(s, e, social) in &q.slots {
+                for (slot, &(s, e, social)) in q.slots.iter().enumerate() {
                     match social {
                         Some(Class::Greeting) => greeting = true,
                         Some(Class::Thanks) => thanks = true,
@@ -498,17 +611,34 @@ impl FaqIndex {
                     }
                     for f in &q.feats[s..e] {
                         let id = intern(&f.key, &mut terms);
-                        add_feat(&mut feats, id, f.strength, true);
+                        add_feat(&mut feats, id, f.strength, true, slot as u16);
                     }
                 }
                 for &(id, strength) in &answer_feats {
-                    add_feat(&mut feats, id, strength, false);
+                    add_feat(&mut feats, id, strength, false, 0);
                 }
                 let mut norm = String::new();
                 normalize_into(text, &mut norm);
                 surface.extend(norm.split(' ').filter(|w| w.len() >= 4).map(str::to_string));
                 entry_feats.extend(feats.iter().map(|f| f.0));
                 per_variant.push(feats);
+                // A price question is about the price of its own thing ("how much is tent
+                // hire?"): its things are what it answers for.
+                let asks_price = q.feats.iter().any(|f| {
+                    matches!(f.key, Key::Concept(c) if c == lex.price) && f.strength >= 0.6
+                });
+                variant_things.push(if asks_price {
+                    q.slots
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, &(s, e, social))| {
+                            social.is_none() && names_a_thing(&q.feats[s..e], lex)
+                        })
+                        .map(|(k, _)| k as u16)
+                        .collect()
+                } else {
+                    Vec::new()
+                });
                 infos.push((entry, d.canned, greeting, thanks));
             }
             entry_feats.sort_unstable();
@@ -538,12 +668,21 @@ impl FaqIndex {
             .collect();
         let mut postings: Vec<Vec<Posting>> = vec![Vec::new(); n_feats];
         let mut docs = Vec::with_capacity(per_variant.len());
+        let mut slot_base = 0u32;
+        let mut slot_info = Vec::new();
         for (i, feats) in per_variant.iter().enumerate() {
-            let mut q_norm = 0.0;
-            for &(id, qs, in_q) in feats {
+            let n_slots = feats
+                .iter()
+                .filter(|f| f.2)
+                .map(|f| f.3 + 1)
+                .max()
+                .unwrap_or(0);
+            let mut slot_w = vec![0.0f32; n_slots as usize];
+            for &(id, qs, in_q, slot) in feats {
                 let social = (id as usize) < concepts && lex.classes[id as usize].is_social();
                 if in_q && !social {
-                    q_norm += weights[id as usize] * qs;
+                    let w = &mut slot_w[slot as usize];
+                    *w = w.max(weights[id as usize] * qs);
                 }
                 postings[id as usize].push(Posting {
                     doc: i as u32,
@@ -555,22 +694,35 @@ impl FaqIndex {
                         ANSWER_FACTOR
                     },
                     q_strength: if in_q { qs } else { 0.0 },
+                    slot,
+                    strength: if in_q { qs.max(QUESTION_HINT) } else { qs },
                 });
             }
             let (entry, canned, greeting, thanks) = infos[i];
             docs.push(DocInfo {
                 entry,
                 canned,
-                q_norm,
+                q_norm: slot_w.iter().sum(),
+                slot_base,
                 greeting,
                 thanks,
             });
+            slot_base += u32::from(n_slots);
+            let things = &variant_things[i];
+            slot_info.extend(
+                slot_w
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &w)| (w, things.contains(&(k as u16)))),
+            );
         }
         let fuzzy = DeleteIndex::build(surface.into_iter().filter(|w| {
             w.bytes().all(|b| b.is_ascii_alphabetic()) && !is_stopword(w) && !lex.knows(w)
         }));
         FaqIndex {
             docs,
+            slots: slot_base as usize,
+            slot_info,
             priorities,
             terms,
             weights,
@@ -735,9 +887,22 @@ impl FaqIndex {
 
     /// Scores every entry, with how much of the message the best variant explains.
     fn score_all_with_coverage(&self, query: &str) -> (Vec<f32>, Vec<f32>) {
+        self.score_detailed(query, None)
+    }
+
+    /// Scores every entry; `detail` receives each entry's best (query, entry) coverage.
+    fn score_detailed(
+        &self,
+        query: &str,
+        mut detail: Option<&mut Vec<(f32, f32)>>,
+    ) -> (Vec<f32>, Vec<f32>) {
         let lex = lexicon();
         let mut scores = vec![0.0f32; self.priorities.len()];
         let mut coverage = vec![0.0f32; self.priorities.len()];
+        if let Some(d) = detail.as_deref_mut() {
+            d.clear();
+            d.resize(self.priorities.len(), (0.0, 0.0));
+        }
         let n = self.docs.len();
         if n == 0 {
             return (scores, coverage);
@@ -769,6 +934,7 @@ impl FaqIndex {
                 }
                 Key::Term(t) => match self.terms.get(t.as_str()) {
                     Some(&id) => (Some(id), self.weights[id as usize], f.strength),
+                    None if f.known => (None, KNOWN_BASE * self.absent_idf, f.strength),
                     None => (None, UNKNOWN_BASE * self.absent_idf, f.strength),
                 },
             })
@@ -780,7 +946,15 @@ impl FaqIndex {
         let mut qm = vec![0.0f32; n];
         let mut dm = vec![0.0f32; n];
         let mut tmp = vec![0.0f32; n];
+        // The same with the answer's lexicon concepts at half weight, for entries whose
+        // question says nothing of the message.
+        let mut qm_own = vec![0.0f32; n];
+        let mut tmp_own = vec![0.0f32; n];
+        let concepts = lex.concept_count();
         let mut touched: Vec<u32> = Vec::with_capacity(n);
+        // Per variant: how many of the things the message names it explains.
+        let mut things_met = vec![0u16; n];
+        let mut things = 0u16;
         // Best query strength per present feature, for entry coverage.
         let mut seen: Vec<(Fid, f32)> = Vec::with_capacity(resolved.len());
         for &(s, e, social) in &a.slots {
@@ -818,8 +992,10 @@ impl FaqIndex {
                     Some((_, best)) => *best = best.max(qs),
                     None => seen.push((id, qs)),
                 }
+                // Answers state prices: a price there is as good as in the question.
+                let concept = (id as usize) < concepts && id != Fid::from(lex.price);
                 for p in &self.postings[id as usize] {
-                    let v = w * qs * p.field;
+                    let v = w * qs.min(p.strength) * p.field;
                     let slot = &mut tmp[p.doc as usize];
                     if *slot == 0.0 {
                         touched.push(p.doc);
@@ -827,22 +1003,79 @@ impl FaqIndex {
                     if v > *slot {
                         *slot = v;
                     }
+                    let own = if concept && p.q_strength == 0.0 {
+                        v * ANSWER_CONCEPT_ALONE
+                    } else {
+                        v
+                    };
+                    let slot = &mut tmp_own[p.doc as usize];
+                    if own > *slot {
+                        *slot = own;
+                    }
                 }
             }
             content_total += slot_w;
+            // A thing the tenant's questions are about ("chairs"), or one the tenant never
+            // mentions ("generators"); not a word only some answer uses.
+            let asked = feats.iter().any(|f| {
+                f.0.is_some_and(|id| {
+                    self.postings[id as usize]
+                        .iter()
+                        .any(|p| p.q_strength > 0.0)
+                })
+            });
+            if names_a_thing(&a.feats[s..e], lex) {
+                if asked || !any_present {
+                    things += 1;
+                }
+                for &d in &touched {
+                    if tmp[d as usize] >= 0.5 * slot_w {
+                        things_met[d as usize] += 1;
+                    }
+                }
+            }
             for &d in &touched {
                 qm[d as usize] += tmp[d as usize];
                 tmp[d as usize] = 0.0;
+                qm_own[d as usize] += tmp_own[d as usize];
+                tmp_own[d as usize] = 0.0;
             }
             touched.clear();
         }
+        // Each word of an entry's question is covered by its best-covered feature.
+        let mut covered = vec![0.0f32; self.slots];
         for &(id, qs) in &seen {
             let w = self.weights[id as usize];
             for p in &self.postings[id as usize] {
                 if p.q_strength > 0.0 {
-                    dm[p.doc as usize] += w * qs.min(p.q_strength);
+                    let k = self.docs[p.doc as usize].slot_base as usize + p.slot as usize;
+                    covered[k] = covered[k].max(w * qs.min(p.q_strength));
                 }
             }
+        }
+        // The price of one thing (a tent) does not answer a message about another (chairs)
+        // however well it covers the rest ("do you hire ...?").
+        let mut other_thing = vec![false; n];
+        for (i, d) in self.docs.iter().enumerate() {
+            let start = d.slot_base as usize;
+            let end = self
+                .docs
+                .get(i + 1)
+                .map_or(self.slots, |n| n.slot_base as usize);
+            dm[i] = covered[start..end].iter().sum();
+            if dm[i] < ANSWER_ALONE * d.q_norm {
+                // An answer that mentions a rider does not make a cyber café a courier: when the
+                // question says (almost) nothing of the message, only the answer's own words
+                // ("Zumba", "DSTV") and its prices fully explain it, the lexicon's other
+                // concepts half.
+                qm[i] = qm_own[i];
+            }
+            other_thing[i] = things > 0
+                && things_met[i] == 0
+                && (start..end).any(|k| {
+                    let (w, thing) = self.slot_info[k];
+                    thing && covered[k] < 0.5 * w
+                });
         }
 
         let canned_ok = content_total <= CANNED_MAX_CONTENT;
@@ -853,7 +1086,7 @@ impl FaqIndex {
                 } else {
                     0.0
                 }
-            } else if content_total <= 0.0 || d.q_norm <= 0.0 {
+            } else if content_total <= 0.0 || d.q_norm <= 0.0 || other_thing[i] {
                 0.0
             } else {
                 let qcov = (qm[i] / content_total).min(1.0);
@@ -867,6 +1100,12 @@ impl FaqIndex {
             // The best-scoring way of asking speaks for the entry.
             let e = d.entry as usize;
             if score > scores[e] {
+                if let Some(det) = detail.as_deref_mut() {
+                    det[e] = (
+                        qm[i] / content_total.max(f32::EPSILON),
+                        dm[i] / d.q_norm.max(f32::EPSILON),
+                    );
+                }
                 scores[e] = score;
                 coverage[e] = if d.canned {
                     1.0
@@ -961,19 +1200,31 @@ impl FaqIndex {
             }
             out.push_str("] ");
         }
+        let mut detail = Vec::new();
+        let (scores, _) = self.score_detailed(query, Some(&mut detail));
+        for m in self.ranked(&scores).iter().take(4) {
+            let (q, d) = detail[m.index];
+            out.push_str(&format!(
+                "| #{} {:.3} q={:.2} d={:.2} ",
+                m.index, m.score, q, d
+            ));
+        }
         out
     }
 }
 
-fn add_feat(feats: &mut Vec<(Fid, f32, bool)>, id: Fid, strength: f32, in_q: bool) {
+fn add_feat(feats: &mut Vec<(Fid, f32, bool, u16)>, id: Fid, strength: f32, in_q: bool, slot: u16) {
     match feats.iter_mut().find(|f| f.0 == id) {
         Some(f) => {
             if in_q {
+                if !f.2 {
+                    f.3 = slot;
+                }
                 f.1 = if f.2 { f.1.max(strength) } else { strength };
                 f.2 = true;
             }
         }
-        None => feats.push((id, strength, in_q)),
+        None => feats.push((id, strength, in_q, slot)),
     }
 }
 

@@ -431,6 +431,8 @@ pub(crate) fn is_stopword(w: &str) -> bool {
             | "send me" | "okay" | "hmm" | "eh" | "ah" | "oh" | "yo" | "say" | "ask" | "asking" | "question"
             | "quick" | "help" | "assist" | "per" | "his" | "hers" | "after" | "during" | "while"
             | "through" | "upon" | "whose"
+            // Capacity ("a 200 seater tent", "14-seater"): how big, not what
+            | "seater" | "seaters"
             // Swahili / Sheng function words
             | "ya" | "na" | "ni" | "za" | "wa" | "la" | "kwa" | "cha" | "vya" | "kama" | "tu" | "je"
             | "hii" | "hiyo" | "hizi" | "hizo" | "huyu" | "yangu" | "yako" | "yenu" | "lenu" | "wenu"
