@@ -99,17 +99,21 @@ fn describe_tenant(t: &TenantSummary) -> String {
         }
         _ => "\n  hand-over template: none (no escalation phone)".to_owned(),
     };
-    let switch = |b: Option<bool>| match b {
+    let media = format!(
+        "\n  voice notes:        {}\n  pictures to the AI: {}",
+        on_off(t.voice_notes_enabled),
+        on_off(t.pictures_enabled)
+    );
+    described + &media + &template + &attention
+}
+
+/// A tenant's switch as the operator reads it (`-`: no settings row).
+fn on_off(b: Option<bool>) -> &'static str {
+    match b {
         Some(true) => "on",
         Some(false) => "off",
         None => "-",
-    };
-    let media = format!(
-        "\n  voice notes:        {}\n  pictures to the AI: {}",
-        switch(t.voice_notes_enabled),
-        switch(t.pictures_enabled)
-    );
-    described + &media + &template + &attention
+    }
 }
 
 /// A WhatsApp template language code: `en`, `sw`, `en_US`, `zh_Hant` ...
@@ -490,12 +494,11 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
                 "voice_notes_enabled": t.voice_notes_enabled,
                 "pictures_enabled": t.pictures_enabled,
             });
-            let on = |b: Option<bool>| if b == Some(true) { "on" } else { "off" };
             print(m.json, &out, |_| {
                 format!(
                     "tenant {id}: voice notes {}, pictures to the AI {}",
-                    on(t.voice_notes_enabled),
-                    on(t.pictures_enabled)
+                    on_off(t.voice_notes_enabled),
+                    on_off(t.pictures_enabled)
                 )
             })
         }

@@ -94,12 +94,8 @@ impl Coalescer {
     /// Waits for a free slot, then sends everything queued by then.
     async fn flush(&self) {
         let _slot = self.in_flight.acquire().await;
-        let calls = std::mem::take(&mut *self.queue.lock().expect("coalescer queue"));
-        let mut calls = calls
-            .into_iter()
-            .filter(|c| !c.reply.is_closed())
-            .peekable();
-        let mut pending: Vec<Call> = calls.by_ref().collect();
+        let mut pending = std::mem::take(&mut *self.queue.lock().expect("coalescer queue"));
+        pending.retain(|c| !c.reply.is_closed());
         while !pending.is_empty() {
             pending = self.run(pending).await;
         }

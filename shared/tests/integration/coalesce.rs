@@ -5,17 +5,10 @@
 //! committed, those after it run again, and the connection is usable afterwards. Through
 //! PgBouncer in transaction mode, as Supabase's pooler.
 
-use crate::helpers::{local_keys, seed_two_tenants};
+use crate::helpers::{bouncer_url, local_keys, seed_two_tenants};
 use alphadome::domain::TenantId;
 use alphadome::store::{BeginInbound, Store};
-use secrecy::SecretString;
 use sqlx::PgPool;
-
-fn bouncer_url(db: &str) -> SecretString {
-    let base = std::env::var("ALPHADOME_TEST_PGBOUNCER")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:6432".into());
-    SecretString::from(format!("{base}/{db}"))
-}
 
 fn inbound<'a>(wamid: &'a str, phone: &'a str) -> BeginInbound<'a> {
     BeginInbound {

@@ -13,6 +13,13 @@ pub fn aws_endpoint() -> String {
     std::env::var("ALPHADOME_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5000".into())
 }
 
+/// The test database `db` through PgBouncer in transaction mode (scripts/test-services.sh).
+pub fn bouncer_url(db: &str) -> SecretString {
+    let base = std::env::var("ALPHADOME_TEST_PGBOUNCER")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:6432".into());
+    SecretString::from(format!("{base}/{db}"))
+}
+
 pub async fn aws_config() -> SdkConfig {
     alphadome::aws::loader()
         .behavior_version(BehaviorVersion::latest())

@@ -2,16 +2,9 @@
 //! prepared statement may survive a transaction, or the next one on another server
 //! connection fails with "prepared statement does not exist".
 
-use crate::helpers::{entry, local_keys, seed_two_tenants};
+use crate::helpers::{bouncer_url, entry, local_keys, seed_two_tenants};
 use alphadome::store::Store;
-use secrecy::SecretString;
 use sqlx::PgPool;
-
-fn bouncer_url(db: &str) -> SecretString {
-    let base = std::env::var("ALPHADOME_TEST_PGBOUNCER")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:6432".into());
-    SecretString::from(format!("{base}/{db}"))
-}
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn every_store_operation_works_through_pgbouncer_in_transaction_mode(pool: PgPool) {
