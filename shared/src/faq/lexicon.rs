@@ -444,12 +444,6 @@ impl Lexicon {
     pub(crate) fn concept_count(&self) -> usize {
         self.names.len()
     }
-
-    /// The concept id of a concept name, for tests and diagnostics.
-    #[allow(dead_code)]
-    pub(crate) fn concept(&self, name: &str) -> Option<u16> {
-        self.names.iter().position(|n| *n == name).map(|i| i as u16)
-    }
 }
 
 fn push_hit(list: &mut Vec<Hit>, hit: Hit) {
