@@ -50,6 +50,24 @@ const QUESTIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Earlier exchanges of the first 2,000 customers of every business (about the ones a run
+/// writes as: see [`World::batch`]).
+const HISTORY: &str = "
+insert into public.users (bot_tenant_id, brand_id, phone, full_name, last_inbound_at)
+select t.id, t.brand_id, '2547' || lpad(g::text, 8, '0'), 'Wanjiku', now() - interval '2 days'
+from alphadome.bot_tenants t, generate_series(0, 1999) g;
+insert into public.conversations (brand_id, bot_tenant_id, user_id, direction, message_text,
+    wa_message_id, message_type, status, reply_source, in_reply_to, created_at)
+select u.brand_id, u.bot_tenant_id, u.id, d.direction, 'Earlier message',
+       case when d.direction = 'incoming' then 'wamid.past.' || u.id || '.' || k end,
+       'text', 'read', case when d.direction = 'outgoing' then 'faq' end,
+       case when d.direction = 'outgoing' then 'wamid.past.' || u.id || '.' || k end,
+       now() - interval '2 days' + k * interval '1 minute'
+from public.users u, generate_series(1, 2) k,
+     (values ('incoming'), ('outgoing')) d(direction);
+analyze;
+";
+
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -226,6 +244,10 @@ async fn setup() -> World {
         operator.import_entries(t.id, &entries).await.unwrap();
         ids.push((t.id, pnid));
     }
+    // A business's history, as production has it: the customers the bench writes as already
+    // known, two earlier exchanges each, and the planner's statistics of a table in use (a
+    // fresh, empty table lets PostgreSQL cache plans that scan a whole tenant's rows later).
+    sqlx::raw_sql(HISTORY).execute(operator.pool()).await.unwrap();
     operator.pool().close().await;
 
     let counted = Arc::new(Counted::default());
