@@ -247,7 +247,10 @@ async fn setup() -> World {
     // A business's history, as production has it: the customers the bench writes as already
     // known, two earlier exchanges each, and the planner's statistics of a table in use (a
     // fresh, empty table lets PostgreSQL cache plans that scan a whole tenant's rows later).
-    sqlx::raw_sql(HISTORY).execute(operator.pool()).await.unwrap();
+    sqlx::raw_sql(HISTORY)
+        .execute(operator.pool())
+        .await
+        .unwrap();
     operator.pool().close().await;
 
     let counted = Arc::new(Counted::default());

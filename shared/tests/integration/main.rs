@@ -6,6 +6,7 @@ mod admin;
 mod coalesce;
 mod helpers;
 mod keys;
+mod lean_path;
 mod migrations;
 mod owner_boundary;
 mod pgbouncer;
