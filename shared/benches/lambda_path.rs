@@ -50,8 +50,8 @@ const QUESTIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Earlier exchanges of the first 2,000 customers of every business (about the ones a run
-/// writes as: see [`World::batch`]).
+/// Earlier exchanges of the 2,000 customers of every business the bench writes as (see
+/// [`World::batch`]).
 const HISTORY: &str = "
 insert into public.users (bot_tenant_id, brand_id, phone, full_name, last_inbound_at)
 select t.id, t.brand_id, '2547' || lpad(g::text, 8, '0'), 'Wanjiku', now() - interval '2 days'
@@ -133,8 +133,10 @@ impl World {
                 let tenant = (batch_no * self.tenants_per_batch + j % self.tenants_per_batch)
                     % self.tenants.len();
                 let (id, pnid) = &self.tenants[tenant];
-                // Customers come back (10,000 per business): mostly known conversations.
-                let customer = format!("2547{:08}", (n / self.tenants.len() as u64) % 10_000);
+                // Ten different customers per batch, whatever businesses it holds (so ten
+                // conversations, one wave); they come back: 2,000 per business, all with
+                // history (see HISTORY).
+                let customer = format!("2547{:08}", (batch_no + j * 200) % 2_000);
                 let job = Job::new(
                     id.0,
                     WebhookEvent {
