@@ -1,5 +1,5 @@
 -- A leaner Lambda path (issue 15's throughput): one durable commit per message, one usage
--- write per message, and cheaper helpers. Measured with `cargo bench -p alphadome --bench
+-- write per message, and helpers planned once per session. Measured with `cargo bench -p alphadome --bench
 -- lambda_path` (see the README).
 --
 -- 1. Only the step that must be on disk before the reply leaves waits for the WAL flush.
@@ -21,63 +21,6 @@
 --   A mark that hands a send back for a retry (`retry`) stays durable: losing it would leave
 --   the message claimed with its reply `pending`, never to be sent.
 
--- 0015's begin_inbound_batch, committing without waiting for the flush.
-create or replace function alphadome.begin_inbound_batch(p jsonb) returns jsonb
-language plpgsql
-volatile
-set search_path = ''
-as $$
-declare
-    v_lease interval := coalesce((p ->> 'lease_seconds')::integer, 120) * interval '1 second';
-    v_turns integer := coalesce((p ->> 'history_turns')::integer, 6);
-    v_month date := date_trunc('month', now() at time zone 'utc')::date;
-    v_item jsonb;
-    v_one jsonb;
-    v_out jsonb[] := '{}';
-    v_budget jsonb;
-    v_extra jsonb := '{}'::jsonb;
-    v_notice boolean := false;
-    v_set text;
-begin
-    perform alphadome.act_for_tenant((p ->> 'tenant_id')::uuid);
-    v_set := pg_catalog.set_config('synchronous_commit', 'off', true);
-    perform alphadome.begin_usage_batch();
-    if alphadome.current_tenant_brand_id() is null then
-        raise exception 'begin_inbound: no such tenant';
-    end if;
-    v_budget := alphadome.budget_state();
-    if v_budget ->> 'ratio' is not null then
-        v_extra := jsonb_build_object(
-            'ai_budget_exhausted', (v_budget ->> 'ratio')::numeric >= 1,
-            'budget_percent', floor((v_budget ->> 'ratio')::numeric * 100));
-        if (v_budget ->> 'ratio')::numeric >= 0.8 then
-            update alphadome.bot_budgets b set notified_month = v_month
-             where b.bot_tenant_id = alphadome.current_tenant_id()
-               and b.notified_month is distinct from v_month;
-            v_notice := found;
-        end if;
-    end if;
-    for v_item in select * from jsonb_array_elements(coalesce(p -> 'items', '[]'::jsonb)) loop
-        v_one := alphadome.claim_inbound(v_item, v_lease, v_turns);
-        if (v_one ->> 'claimed')::boolean then
-            v_one := v_one || v_extra;
-            if v_notice then
-                v_one := v_one || jsonb_build_object('budget_notice', true);
-                v_notice := false;
-            end if;
-        end if;
-        v_out := v_out || v_one;
-    end loop;
-    if v_notice then
-        -- Nothing was claimed: give the notice to the next batch.
-        update alphadome.bot_budgets b set notified_month = null
-         where b.bot_tenant_id = alphadome.current_tenant_id();
-    end if;
-    perform alphadome.flush_usage();
-    return jsonb_build_object('results', to_jsonb(v_out));
-end
-$$;
-
 -- 0015's mark_sent_batch: without waiting for the flush unless a send is handed back.
 create or replace function alphadome.mark_sent_batch(p jsonb) returns jsonb
 language plpgsql
@@ -89,7 +32,6 @@ declare
     v_one jsonb;
     v_out jsonb[] := '{}';
     v_retry boolean := false;
-    v_set text;
 begin
     perform alphadome.act_for_tenant((p ->> 'tenant_id')::uuid);
     perform alphadome.begin_usage_batch();
@@ -100,7 +42,7 @@ begin
     end loop;
     perform alphadome.flush_usage();
     if not v_retry then
-        v_set := pg_catalog.set_config('synchronous_commit', 'off', true);
+        perform pg_catalog.set_config('synchronous_commit', 'off', true);
     end if;
     return jsonb_build_object('results', to_jsonb(v_out));
 end
@@ -115,7 +57,8 @@ $$;
 -- for an opt-out. A message that never gets an outcome (given back until it reaches the
 -- dead-letter queue) is no longer counted as received; the DLQ's depth counts it.
 
--- 0012's claim_inbound without the `received` counts.
+-- 0012's claim_inbound without the `received` counts, and its transaction committing without
+-- waiting for the flush (1 above; a setting of the transaction, so it outlasts the call).
 create or replace function alphadome.claim_inbound(p jsonb, p_lease interval, p_turns integer)
 returns jsonb
 language plpgsql
@@ -138,6 +81,7 @@ begin
     if v_tenant is null or v_brand is null then
         raise exception 'claim_inbound: act_for_tenant first';
     end if;
+    perform pg_catalog.set_config('synchronous_commit', 'off', true);
 
     if p ->> 'phone' is not null then
         insert into public.users as u (bot_tenant_id, brand_id, phone, wa_user_id, full_name, last_inbound_at)
@@ -339,11 +283,9 @@ language plpgsql
 volatile
 set search_path = ''
 as $$
-declare
-    v_set text;
 begin
-    v_set := pg_catalog.set_config('alphadome.usage_batch', 'on', true);
-    v_set := pg_catalog.set_config('alphadome.usage_pending', '', true);
+    perform pg_catalog.set_config('alphadome.usage_batch', 'on', true),
+            pg_catalog.set_config('alphadome.usage_pending', '', true);
 end
 $$;
 
@@ -354,88 +296,5 @@ set search_path = ''
 as $$
 begin
     perform pg_catalog.pg_advisory_xact_lock(1634887525, pg_catalog.hashtext(p_wa_message_id));
-end
-$$;
-
--- 4. Settings written as assignments, not `perform`: PL/pgSQL evaluates an assignment of a plain
--- expression directly, where `perform` starts the executor for a one-row query — about twenty
--- times per message in these helpers. Bodies otherwise as 0008's act_for_tenant, 0015's
--- flush_usage and 0016's count_usage.
-create or replace function alphadome.act_for_tenant(p_tenant_id uuid) returns void
-language plpgsql
-as $$
-declare
-    v_set text;
-    v_current uuid := nullif(pg_catalog.current_setting('alphadome.tenant_id', true), '')::uuid;
-    v_brand uuid;
-begin
-    if p_tenant_id is null then
-        raise exception 'act_for_tenant: tenant id is required';
-    end if;
-    if v_current is not null and v_current <> p_tenant_id then
-        raise exception 'act_for_tenant: this transaction already acts for another tenant';
-    end if;
-    if v_current is null then
-        v_set := pg_catalog.set_config('alphadome.tenant_id', p_tenant_id::text, true);
-        select t.brand_id into v_brand from alphadome.bot_tenants t where t.id = p_tenant_id;
-        v_set := pg_catalog.set_config('alphadome.brand_id', coalesce(v_brand::text, ''), true);
-    end if;
-    set local role alphadome_app;
-end
-$$;
-
-create or replace function alphadome.flush_usage() returns void
-language plpgsql
-volatile
-set search_path = ''
-as $$
-declare
-    v_set text;
-    v_pending jsonb := nullif(pg_catalog.current_setting('alphadome.usage_pending', true), '')::jsonb;
-begin
-    v_set := pg_catalog.set_config('alphadome.usage_batch', '', true);
-    v_set := pg_catalog.set_config('alphadome.usage_pending', '', true);
-    if v_pending is null or v_pending = '{}'::jsonb then
-        return;
-    end if;
-    insert into alphadome.bot_usage_daily as u (bot_tenant_id, day, counts)
-    values (alphadome.current_tenant_id(), (now() at time zone 'utc')::date, v_pending)
-    on conflict (bot_tenant_id, day) do update
-        set counts = alphadome.add_counts(u.counts, excluded.counts), updated_at = now();
-end
-$$;
-
-create or replace function alphadome.count_usage(delta jsonb) returns void
-language plpgsql
-volatile
-set search_path = ''
-as $$
-declare
-    v_set text;
-    v_tenant uuid := alphadome.current_tenant_id();
-    v_delta jsonb := '{}'::jsonb;
-    r record;
-begin
-    if v_tenant is null then
-        raise exception 'count_usage: act_for_tenant first';
-    end if;
-    for r in select e.key, e.value from pg_catalog.jsonb_each(coalesce(delta, '{}'::jsonb)) e loop
-        if pg_catalog.jsonb_typeof(r.value) = 'number' and (r.value #>> '{}')::bigint <> 0 then
-            v_delta := v_delta || pg_catalog.jsonb_build_object(r.key, r.value);
-        end if;
-    end loop;
-    if v_delta = '{}'::jsonb then
-        return;
-    end if;
-    if pg_catalog.current_setting('alphadome.usage_batch', true) = 'on' then
-        v_set := pg_catalog.set_config('alphadome.usage_pending', alphadome.add_counts(
-            nullif(pg_catalog.current_setting('alphadome.usage_pending', true), '')::jsonb,
-            v_delta)::text, true);
-        return;
-    end if;
-    insert into alphadome.bot_usage_daily as u (bot_tenant_id, day, counts)
-    values (v_tenant, (now() at time zone 'utc')::date, v_delta)
-    on conflict (bot_tenant_id, day) do update
-        set counts = alphadome.add_counts(u.counts, excluded.counts), updated_at = now();
 end
 $$;
