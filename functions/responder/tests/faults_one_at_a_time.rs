@@ -61,6 +61,62 @@ impl Cut {
     }
 }
 
+/// A TCP proxy in front of Postgres that, once, lets the call containing `needle` through and
+/// then closes the connection without passing on its answer: the call ran and committed, and
+/// the client saw the connection fail (what a database restart or a network cut between
+/// commit and answer looks like).
+struct LoseAnswer {
+    addr: SocketAddr,
+    armed: Arc<AtomicBool>,
+}
+
+impl LoseAnswer {
+    async fn to(target: SocketAddr, needle: &'static [u8]) -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = LoseAnswer {
+            addr: listener.local_addr().unwrap(),
+            armed: Arc::new(AtomicBool::new(true)),
+        };
+        let armed = proxy.armed.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let armed = armed.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut from_client, mut to_client) = inbound.into_split();
+                    let (mut from_server, mut to_server) = outbound.into_split();
+                    let (mut up, mut down) = (vec![0u8; 65536], vec![0u8; 65536]);
+                    let mut lose_next_answer = false;
+                    loop {
+                        tokio::select! {
+                            n = from_client.read(&mut up) => {
+                                let n = match n { Ok(0) | Err(_) => break, Ok(n) => n };
+                                if up[..n].windows(needle.len()).any(|w| w == needle)
+                                    && armed.swap(false, Ordering::SeqCst)
+                                {
+                                    lose_next_answer = true;
+                                }
+                                if to_server.write_all(&up[..n]).await.is_err() { break }
+                            }
+                            n = from_server.read(&mut down) => {
+                                let n = match n { Ok(0) | Err(_) => break, Ok(n) => n };
+                                // Postgres answers a combined call after its last statement
+                                // (the commit): dropped, with both connections.
+                                if lose_next_answer { break }
+                                if to_client.write_all(&down[..n]).await.is_err() { break }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        proxy
+    }
+}
+
 fn moto_addr() -> SocketAddr {
     let endpoint = std::env::var("ALPHADOME_TEST_AWS_ENDPOINT")
         .unwrap_or_else(|_| "http://127.0.0.1:5000".into());
@@ -347,6 +403,79 @@ async fn a_pending_reply_whose_log_write_failed_is_not_sent_again_by_the_worker_
         w.responder.handle_job(&job).await.unwrap(),
         Outcome::Duplicate
     );
+    assert_eq!(sends(&w.graph).await.len(), 1);
+}
+
+/// The record of the replies committed, but its answer never came back (the connection
+/// failed between the commit and the answer). The responder sent nothing, so it gives the
+/// `pending` replies back (migrations/0026_unsent_replies_given_back.sql): the redelivery
+/// claims the message again and sends the same reply, once. Before, the redelivery found the
+/// message answered and the customer never got a reply.
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_record_whose_answer_was_lost_after_its_commit_is_given_back_and_the_redelivery_answers_once(
+    pool: PgPool,
+) {
+    let w = world(pool.clone()).await;
+    accept_sends(&w.graph).await;
+    let postgres: SocketAddr = format!(
+        "{}:{}",
+        pool.connect_options().get_host(),
+        pool.connect_options().get_port()
+    )
+    .parse()
+    .expect("the test database on an IP address");
+    let proxy = LoseAnswer::to(postgres, b"alphadome.record_replies_batch(").await;
+    let database = pool.connect_options().get_database().unwrap().to_owned();
+    // In the clear, so the proxy can see which call passes.
+    let url = SecretString::from(format!(
+        "postgres://postgres@{}/{database}?sslmode=disable",
+        proxy.addr
+    ));
+    let responder = Responder::new(
+        Store::connect_lazy(&url, 4).unwrap(),
+        w.keys.clone(),
+        Outbox::Graph(WhatsAppClient::new(w.graph.uri(), Duration::from_secs(8))),
+        OpenAiClient::new(w.openai.uri(), Duration::from_secs(2)),
+        Some(SecretString::from(PLATFORM_AI_KEY)),
+        ResponderOptions::default(),
+    );
+    let job = message(&w.a, A_PNID, "wamid.lost.answer", "Can I pay with M-Pesa?");
+
+    let first = responder.handle_job(&job).await;
+    assert!(first.is_err(), "the record call failed: {first:?}");
+    assert!(
+        !proxy.armed.load(Ordering::SeqCst),
+        "the record call went through"
+    );
+    assert!(sends(&w.graph).await.is_empty());
+    // The record had committed; what it recorded is given back for the redelivery.
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "select direction, status from public.conversations
+          where wa_message_id = 'wamid.lost.answer' or in_reply_to = 'wamid.lost.answer'
+          order by direction desc",
+    )
+    .fetch_all(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("outgoing".to_owned(), "retry".to_owned()),
+            ("incoming".to_owned(), "retry".to_owned())
+        ]
+    );
+
+    // SQS redelivers: answered, once; later redeliveries change nothing.
+    assert!(matches!(
+        responder.handle_job(&job).await,
+        Ok(Outcome::Replied(_))
+    ));
+    assert_eq!(
+        responder.handle_job(&job).await.unwrap(),
+        Outcome::Duplicate
+    );
+    let per = replies_per_message(&w.graph).await;
+    assert_eq!(per.get("wamid.lost.answer"), Some(&1), "{per:?}");
     assert_eq!(sends(&w.graph).await.len(), 1);
 }
 

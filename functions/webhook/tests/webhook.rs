@@ -749,6 +749,7 @@ async fn reply_sent(
             tenant.id,
             &[RecordReplies {
                 wa_message_id: inbound,
+                attempt: uuid::Uuid::new_v4(),
                 user_id: begun[0].user_id,
                 inbound_status: "answered",
                 note: None,

@@ -723,9 +723,11 @@ impl Plan {
         &'a self,
         msg: &'a Incoming<'_>,
         begin: &Inbound,
+        attempt: uuid::Uuid,
     ) -> RecordReplies<'a> {
         RecordReplies {
             wa_message_id: &msg.m.wa_message_id,
+            attempt,
             user_id: begin.user_id,
             inbound_status: if self.silent.is_some() {
                 "ignored"

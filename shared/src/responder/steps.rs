@@ -112,6 +112,36 @@ impl Responder {
         }
     }
 
+    /// After a record call that failed without an answer (a lost connection, a restarting
+    /// database): nothing was sent, so the replies the call may have recorded as `pending`
+    /// go back as `retry` with their messages, and claims it never recorded are released.
+    /// Without this the redelivery would find the messages answered, their replies never
+    /// sent. Tried for a few seconds (the database may be coming back); after that they stay
+    /// as they are, and an unrecorded claim expires with its lease.
+    async fn give_back(&self, tenant: TenantId, attempt: uuid::Uuid, messages: &[Incoming<'_>]) {
+        use backon::Retryable as _;
+        let ids: Vec<&str> = messages
+            .iter()
+            .map(|m| m.m.wa_message_id.as_str())
+            .collect();
+        let backoff = backon::ConstantBuilder::default()
+            .with_delay(std::time::Duration::from_millis(500))
+            .with_max_times(GIVE_BACK_RETRIES);
+        let given = (|| self.store.give_back_unsent(tenant, attempt, &ids))
+            .retry(backoff)
+            .when(|e| !e.is_refusal())
+            .await;
+        match given {
+            Ok(given) if given.replies > 0 => {
+                tracing::warn!(tenant_id = %tenant, jobs = given.replies, "a record call's answer was lost after it committed; its unsent replies were given back for the redelivery");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(tenant_id = %tenant, jobs = ids.len(), error = %format!("{e:#}"), "could not give back what a failed record call left; its replies stay pending");
+            }
+        }
+    }
+
     /// Records a problem with the tenant's configuration for the operator (`tenant show`).
     async fn flag(&self, tenant: TenantId, problem: TenantProblem) {
         tracing::error!(tenant_id = %tenant, problem = problem.as_str(), "tenant flagged for the operator");
@@ -254,11 +284,14 @@ impl Responder {
                 Planned::NotClaimed => (None, None),
             })
             .unzip();
+        // This record call's id, stamped on the replies it makes sendable: if its answer is
+        // lost, exactly those can be given back (see `give_back`).
+        let attempt = uuid::Uuid::new_v4();
         let records: Vec<RecordReplies<'_>> = messages
             .iter()
             .zip(&begins)
             .zip(&plans)
-            .filter_map(|((msg, begin), plan)| Some(plan.as_ref()?.record(msg, begin)))
+            .filter_map(|((msg, begin), plan)| Some(plan.as_ref()?.record(msg, begin, attempt)))
             .collect();
         if let Some(problem) = plans.iter().flatten().find_map(|p| p.problem) {
             self.flag(tenant, problem).await;
@@ -268,9 +301,15 @@ impl Responder {
             Err(e) => {
                 let refused = e.is_refusal();
                 let e = Retry::from(e);
-                // Give the claims back, so a retry (or the one-by-one run) claims them again
-                // at once instead of waiting out the lease.
-                self.release(tenant, messages).await;
+                if refused {
+                    // Nothing was written (the call is one transaction): give the claims
+                    // back, so the one-by-one run claims them again at once.
+                    self.release(tenant, messages).await;
+                } else {
+                    // The call may have committed with its answer lost. Nothing was sent:
+                    // what it recorded goes back, so the redelivery answers the messages.
+                    self.give_back(tenant, attempt, messages).await;
+                }
                 if refused {
                     return Err(Refused {
                         step: "record",
@@ -388,6 +427,10 @@ impl Responder {
             .collect())
     }
 }
+
+/// Retries of [`Responder::give_back`], half a second apart: a database restarting for a few
+/// seconds is waited out, well within the claims' lease.
+const GIVE_BACK_RETRIES: usize = 6;
 
 /// Where a message stands after its replies are recorded.
 pub(super) enum Step {

@@ -76,6 +76,9 @@ pub struct PlannedReply {
 #[derive(Debug, Serialize)]
 pub struct RecordReplies<'a> {
     pub wa_message_id: &'a str,
+    /// The record call this item belongs to, stamped on the replies it makes sendable: what
+    /// [`Store::give_back_unsent`] gives back when the call's answer is lost.
+    pub attempt: uuid::Uuid,
     pub user_id: Option<CustomerId>,
     pub inbound_status: &'static str,
     pub note: Option<&'static str>,
@@ -251,6 +254,28 @@ impl Store {
         Ok(out.into_iter().map(|r| r.replies).collect())
     }
 
+    /// Gives back what the record call `attempt` left unsent for these messages, when its
+    /// answer was lost and nothing was sent (migrations/0026_unsent_replies_given_back.sql):
+    /// the replies it made `pending` and their messages become `retry`, and a message still
+    /// `processing` is released. Replies another attempt made `pending` stay as they are.
+    pub async fn give_back_unsent(
+        &self,
+        tenant_id: TenantId,
+        attempt: uuid::Uuid,
+        wa_message_ids: &[&str],
+    ) -> Result<GivenBack, StoreError> {
+        if wa_message_ids.is_empty() {
+            return Ok(GivenBack::default());
+        }
+        let input = serde_json::json!({
+            "tenant_id": tenant_id,
+            "attempt": attempt,
+            "wa_message_ids": wa_message_ids,
+        });
+        let v = call(self, "give_back_unsent", &input).await?;
+        Ok(serde_json::from_value(v).context("decoding alphadome.give_back_unsent")?)
+    }
+
     /// Records what Graph said (round trip 3).
     pub async fn mark_sent_batch(
         &self,
@@ -318,6 +343,15 @@ impl<'a> ApplyStatus<'a> {
             pricing_type: update.pricing_type.as_deref(),
         }
     }
+}
+
+/// What [`Store::give_back_unsent`] gave back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct GivenBack {
+    /// Messages whose unsent replies went back to `retry`.
+    pub replies: i64,
+    /// Messages now `retry` (those, and claims the call never recorded).
+    pub messages: i64,
 }
 
 /// What became of one status the webhook wrote.

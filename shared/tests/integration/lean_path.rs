@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 /// Runs `select alphadome.<function>(<arg>)` in a transaction of its own and returns its
 /// result and the transaction's `synchronous_commit` as the commit will see it.
-async fn call(conn: &mut PgConnection, function: &str, arg: &Value) -> (Value, String) {
+pub(crate) async fn call(conn: &mut PgConnection, function: &str, arg: &Value) -> (Value, String) {
     let mut tx = conn.begin().await.unwrap();
     let out: Value = sqlx::query_scalar(&format!("select alphadome.{function}($1::jsonb)"))
         .bind(arg)
@@ -25,7 +25,7 @@ async fn call(conn: &mut PgConnection, function: &str, arg: &Value) -> (Value, S
     (out, sync)
 }
 
-fn claim(tenant: Uuid, wamid: &str) -> Value {
+pub(crate) fn claim(tenant: Uuid, wamid: &str) -> Value {
     json!({"tenant_id": tenant, "items": [{
         "wa_message_id": wamid, "phone": "254700000001", "profile_name": "Wanjiku",
         "message_type": "text", "text": "hello", "count_reply": true, "with_history": false

@@ -4,6 +4,7 @@
 
 mod admin;
 mod coalesce;
+mod give_back;
 mod helpers;
 mod keys;
 mod lean_path;
