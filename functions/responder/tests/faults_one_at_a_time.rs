@@ -117,6 +117,37 @@ impl LoseAnswer {
     }
 }
 
+/// A responder whose database connections go through a [`LoseAnswer`] proxy for `needle`.
+async fn through_lose_answer(
+    w: &World,
+    pool: &PgPool,
+    needle: &'static [u8],
+) -> (LoseAnswer, Responder) {
+    let postgres: SocketAddr = format!(
+        "{}:{}",
+        pool.connect_options().get_host(),
+        pool.connect_options().get_port()
+    )
+    .parse()
+    .expect("the test database on an IP address");
+    let proxy = LoseAnswer::to(postgres, needle).await;
+    let database = pool.connect_options().get_database().unwrap().to_owned();
+    // In the clear, so the proxy can see which call passes.
+    let url = SecretString::from(format!(
+        "postgres://postgres@{}/{database}?sslmode=disable",
+        proxy.addr
+    ));
+    let responder = Responder::new(
+        Store::connect_lazy(&url, 4).unwrap(),
+        w.keys.clone(),
+        Outbox::Graph(WhatsAppClient::new(w.graph.uri(), Duration::from_secs(8))),
+        OpenAiClient::new(w.openai.uri(), Duration::from_secs(2)),
+        Some(SecretString::from(PLATFORM_AI_KEY)),
+        ResponderOptions::default(),
+    );
+    (proxy, responder)
+}
+
 fn moto_addr() -> SocketAddr {
     let endpoint = std::env::var("ALPHADOME_TEST_AWS_ENDPOINT")
         .unwrap_or_else(|_| "http://127.0.0.1:5000".into());
@@ -417,28 +448,8 @@ async fn a_record_whose_answer_was_lost_after_its_commit_is_given_back_and_the_r
 ) {
     let w = world(pool.clone()).await;
     accept_sends(&w.graph).await;
-    let postgres: SocketAddr = format!(
-        "{}:{}",
-        pool.connect_options().get_host(),
-        pool.connect_options().get_port()
-    )
-    .parse()
-    .expect("the test database on an IP address");
-    let proxy = LoseAnswer::to(postgres, b"alphadome.record_replies_batch(").await;
-    let database = pool.connect_options().get_database().unwrap().to_owned();
-    // In the clear, so the proxy can see which call passes.
-    let url = SecretString::from(format!(
-        "postgres://postgres@{}/{database}?sslmode=disable",
-        proxy.addr
-    ));
-    let responder = Responder::new(
-        Store::connect_lazy(&url, 4).unwrap(),
-        w.keys.clone(),
-        Outbox::Graph(WhatsAppClient::new(w.graph.uri(), Duration::from_secs(8))),
-        OpenAiClient::new(w.openai.uri(), Duration::from_secs(2)),
-        Some(SecretString::from(PLATFORM_AI_KEY)),
-        ResponderOptions::default(),
-    );
+    let (proxy, responder) =
+        through_lose_answer(&w, &pool, b"alphadome.record_replies_batch(").await;
     let job = message(&w.a, A_PNID, "wamid.lost.answer", "Can I pay with M-Pesa?");
 
     let first = responder.handle_job(&job).await;
@@ -477,6 +488,38 @@ async fn a_record_whose_answer_was_lost_after_its_commit_is_given_back_and_the_r
     let per = replies_per_message(&w.graph).await;
     assert_eq!(per.get("wamid.lost.answer"), Some(&1), "{per:?}");
     assert_eq!(sends(&w.graph).await.len(), 1);
+}
+
+/// The claim committed but its answer was lost: the attempt gives its claim back, so the
+/// redelivery answers at once instead of after the lease (2 minutes by default).
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_claim_whose_answer_was_lost_is_given_back_and_the_redelivery_answers_without_waiting_out_the_lease(
+    pool: PgPool,
+) {
+    let w = world(pool.clone()).await;
+    accept_sends(&w.graph).await;
+    let (proxy, responder) =
+        through_lose_answer(&w, &pool, b"alphadome.begin_inbound_batch(").await;
+    let job = message(&w.a, A_PNID, "wamid.lost.claim", "Can I pay with M-Pesa?");
+
+    let first = responder.handle_job(&job).await;
+    assert!(first.is_err(), "the claim call failed: {first:?}");
+    assert!(
+        !proxy.armed.load(Ordering::SeqCst),
+        "the claim call went through"
+    );
+    assert_eq!(
+        inbound_status(&w.pool, "wamid.lost.claim").await.as_deref(),
+        Some("retry")
+    );
+    assert!(matches!(
+        responder.handle_job(&job).await,
+        Ok(Outcome::Replied(_))
+    ));
+    assert_eq!(
+        replies_per_message(&w.graph).await.get("wamid.lost.claim"),
+        Some(&1)
+    );
 }
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]

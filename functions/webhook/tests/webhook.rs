@@ -725,6 +725,7 @@ async fn reply_sent(
             6,
             &[BeginInbound {
                 wa_message_id: inbound,
+                attempt: uuid::Uuid::new_v4(),
                 phone: Some("254711000111"),
                 user_id: None,
                 profile_name: Some("Wanjiku"),

@@ -628,10 +628,11 @@ pub(super) struct Incoming<'a> {
 }
 
 impl Incoming<'_> {
-    pub(super) fn claim(&self) -> BeginInbound<'_> {
+    pub(super) fn claim(&self, attempt: uuid::Uuid) -> BeginInbound<'_> {
         let m = self.m;
         BeginInbound {
             wa_message_id: &m.wa_message_id,
+            attempt,
             phone: m.from_wa_id.as_deref(),
             user_id: m.from_user_id.as_deref(),
             profile_name: m.profile_name.as_deref(),

@@ -112,12 +112,13 @@ impl Responder {
         }
     }
 
-    /// After a record call that failed without an answer (a lost connection, a restarting
-    /// database): nothing was sent, so the replies the call may have recorded as `pending`
-    /// go back as `retry` with their messages, and claims it never recorded are released.
-    /// Without this the redelivery would find the messages answered, their replies never
-    /// sent. Tried for a few seconds (the database may be coming back); after that they stay
-    /// as they are, and an unrecorded claim expires with its lease.
+    /// After a claim or record call that failed without an answer (a lost connection, a
+    /// restarting database): nothing was sent, so what the call may have committed for this
+    /// attempt goes back as `retry` — the replies it recorded as `pending` with their
+    /// messages, and claims it never recorded. Without this the redelivery would find the
+    /// messages answered, their replies never sent (or claimed, until the lease runs out).
+    /// Tried for a few seconds (the database may be coming back); after that they stay as
+    /// they are, and an unrecorded claim expires with its lease.
     async fn give_back(&self, tenant: TenantId, attempt: uuid::Uuid, messages: &[Incoming<'_>]) {
         use backon::Retryable as _;
         let ids: Vec<&str> = messages
@@ -132,12 +133,13 @@ impl Responder {
             .when(|e| !e.is_refusal())
             .await;
         match given {
-            Ok(given) if given.replies > 0 => {
-                tracing::warn!(tenant_id = %tenant, jobs = given.replies, "a record call's answer was lost after it committed; its unsent replies were given back for the redelivery");
+            Ok(given) => {
+                if given.replies > 0 {
+                    tracing::warn!(tenant_id = %tenant, jobs = given.replies, "a call's answer was lost after it committed; the replies it left unsent were given back for the redelivery");
+                }
             }
-            Ok(_) => {}
             Err(e) => {
-                tracing::error!(tenant_id = %tenant, jobs = ids.len(), error = %format!("{e:#}"), "could not give back what a failed record call left; its replies stay pending");
+                tracing::error!(tenant_id = %tenant, jobs = ids.len(), error = %format!("{e:#}"), "could not give back what a failed call left; its claims expire with their lease, its replies stay pending");
             }
         }
     }
@@ -216,7 +218,10 @@ impl Responder {
         messages: &[Incoming<'_>],
     ) -> Result<Vec<Result<Outcome, Retry>>, Refused> {
         let every = |r: Result<Outcome, Retry>| Ok(messages.iter().map(|_| r.clone()).collect());
-        let claims: Vec<BeginInbound<'_>> = messages.iter().map(Incoming::claim).collect();
+        // This attempt's id, stamped on its claims and on the replies it makes sendable: if a
+        // call's answer is lost, exactly those can be given back (see `give_back`).
+        let attempt = uuid::Uuid::new_v4();
+        let claims: Vec<BeginInbound<'_>> = messages.iter().map(|m| m.claim(attempt)).collect();
         let begins = match self
             .store
             .begin_inbound_batch(
@@ -235,7 +240,12 @@ impl Responder {
                     reason: format!("{e:#}"),
                 })
             }
-            Err(e) => return every(Err(e.into())),
+            Err(e) => {
+                // The claim may have committed with its answer lost: the messages would wait
+                // out the lease. Nothing was decided or sent; the claims go back at once.
+                self.give_back(tenant, attempt, messages).await;
+                return every(Err(e.into()));
+            }
         };
 
         // Decide; the AI, when asked, answers several customers at once.
@@ -284,9 +294,6 @@ impl Responder {
                 Planned::NotClaimed => (None, None),
             })
             .unzip();
-        // This record call's id, stamped on the replies it makes sendable: if its answer is
-        // lost, exactly those can be given back (see `give_back`).
-        let attempt = uuid::Uuid::new_v4();
         let records: Vec<RecordReplies<'_>> = messages
             .iter()
             .zip(&begins)

@@ -14,6 +14,9 @@ use crate::webhook::StatusUpdate;
 #[derive(Debug, Serialize)]
 pub struct BeginInbound<'a> {
     pub wa_message_id: &'a str,
+    /// The responder's attempt at this message, stamped on the claim: what
+    /// [`Store::give_back_unsent`] gives back when a call's answer is lost.
+    pub attempt: uuid::Uuid,
     pub phone: Option<&'a str>,
     pub user_id: Option<&'a str>,
     pub profile_name: Option<&'a str>,
@@ -76,8 +79,9 @@ pub struct PlannedReply {
 #[derive(Debug, Serialize)]
 pub struct RecordReplies<'a> {
     pub wa_message_id: &'a str,
-    /// The record call this item belongs to, stamped on the replies it makes sendable: what
-    /// [`Store::give_back_unsent`] gives back when the call's answer is lost.
+    /// The responder's attempt at this message (the claim's), stamped on the replies the
+    /// record makes sendable: what [`Store::give_back_unsent`] gives back when a call's answer
+    /// is lost.
     pub attempt: uuid::Uuid,
     pub user_id: Option<CustomerId>,
     pub inbound_status: &'static str,
@@ -254,10 +258,11 @@ impl Store {
         Ok(out.into_iter().map(|r| r.replies).collect())
     }
 
-    /// Gives back what the record call `attempt` left unsent for these messages, when its
-    /// answer was lost and nothing was sent (migrations/0026_unsent_replies_given_back.sql):
-    /// the replies it made `pending` and their messages become `retry`, and a message still
-    /// `processing` is released. Replies another attempt made `pending` stay as they are.
+    /// Gives back what the attempt `attempt` left undone for these messages, when the answer
+    /// of one of its calls was lost and nothing was sent
+    /// (migrations/0026_unsent_replies_given_back.sql): the replies it made `pending` and
+    /// their messages become `retry`, and so do the messages it claimed but never recorded.
+    /// What another attempt claimed or made `pending` stays as it is.
     pub async fn give_back_unsent(
         &self,
         tenant_id: TenantId,

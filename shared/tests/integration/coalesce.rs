@@ -13,6 +13,7 @@ use sqlx::PgPool;
 fn inbound<'a>(wamid: &'a str, phone: &'a str) -> BeginInbound<'a> {
     BeginInbound {
         wa_message_id: wamid,
+        attempt: uuid::Uuid::new_v4(),
         phone: Some(phone),
         user_id: None,
         profile_name: Some("Customer"),

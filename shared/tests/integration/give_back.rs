@@ -1,5 +1,5 @@
-//! migrations/0026_unsent_replies_given_back.sql: what a record call whose answer was lost
-//! left `pending` goes back as `retry` — only the replies that call made sendable.
+//! migrations/0026_unsent_replies_given_back.sql: what an attempt whose call's answer was lost
+//! left undone goes back as `retry` — only its own claims and the replies it made sendable.
 
 use crate::helpers::{local_keys, seed_two_tenants};
 use crate::lean_path::{call, claim};
@@ -14,6 +14,13 @@ fn record(tenant: Uuid, wamid: &str, user: &Value, attempt: Uuid) -> Value {
         "inbound_status": "answered", "reply_source": "faq",
         "replies": [{"source": "faq", "text": "We open at 9.", "to_customer": true}]
     }]})
+}
+
+/// A claim by the attempt `attempt`.
+fn claim_as(tenant: Uuid, wamid: &str, attempt: Uuid) -> Value {
+    let mut c = claim(tenant, wamid);
+    c["items"][0]["attempt"] = json!(attempt);
+    c
 }
 
 fn give_back(tenant: Uuid, wamid: &str, attempt: Uuid) -> Value {
@@ -162,21 +169,62 @@ async fn a_reply_another_attempt_made_pending_is_never_given_back(pool: PgPool) 
     );
 }
 
-/// A record call that never committed: the claim is released, as after a panic.
+/// A claim whose answer was lost, or a record that never committed: the attempt's claim is
+/// released at once instead of waiting out its lease — but never a claim another worker
+/// holds now (a claim taken over after the lease carries that worker's attempt).
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
-async fn a_claim_the_lost_call_never_recorded_is_released(pool: PgPool) {
+async fn only_the_attempts_own_unrecorded_claim_is_released(pool: PgPool) {
     let store = Store::from_pool(pool.clone());
     let s = seed_two_tenants(&store, &local_keys()).await;
     let t = s.a.id.0;
     let mut conn = pool.acquire().await.unwrap().detach();
 
-    call(&mut conn, "begin_inbound_batch", &claim(t, "wamid.g.3")).await;
-    let (given, _) = call(
+    let mine = Uuid::new_v4();
+    call(
+        &mut conn,
+        "begin_inbound_batch",
+        &claim_as(t, "wamid.g.3", mine),
+    )
+    .await;
+    let (none, _) = call(
         &mut conn,
         "give_back_unsent",
         &give_back(t, "wamid.g.3", Uuid::new_v4()),
     )
     .await;
+    assert_eq!(none, json!({"replies": 0, "messages": 0}));
+    assert_eq!(
+        statuses(&pool, "wamid.g.3").await,
+        ("processing".into(), vec![])
+    );
+
+    let (given, _) = call(
+        &mut conn,
+        "give_back_unsent",
+        &give_back(t, "wamid.g.3", mine),
+    )
+    .await;
     assert_eq!(given, json!({"replies": 0, "messages": 1}));
     assert_eq!(statuses(&pool, "wamid.g.3").await, ("retry".into(), vec![]));
+
+    // Claimed again by another worker: the first attempt can no longer release it.
+    let theirs = Uuid::new_v4();
+    let (again, _) = call(
+        &mut conn,
+        "begin_inbound_batch",
+        &claim_as(t, "wamid.g.3", theirs),
+    )
+    .await;
+    assert_eq!(again["results"][0]["claimed"], true);
+    let (none, _) = call(
+        &mut conn,
+        "give_back_unsent",
+        &give_back(t, "wamid.g.3", mine),
+    )
+    .await;
+    assert_eq!(none, json!({"replies": 0, "messages": 0}));
+    assert_eq!(
+        statuses(&pool, "wamid.g.3").await,
+        ("processing".into(), vec![])
+    );
 }

@@ -86,6 +86,7 @@ async fn seed_every_table(pool: &PgPool) -> Seeded {
 fn inbound<'a>(wamid: &'a str, phone: &'a str) -> BeginInbound<'a> {
     BeginInbound {
         wa_message_id: wamid,
+        attempt: uuid::Uuid::new_v4(),
         phone: Some(phone),
         user_id: None,
         profile_name: Some("Customer"),
