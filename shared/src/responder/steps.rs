@@ -127,11 +127,17 @@ impl Responder {
             .collect();
         let backoff = backon::ConstantBuilder::default()
             .with_delay(std::time::Duration::from_millis(500))
-            .with_max_times(GIVE_BACK_RETRIES);
-        let given = (|| self.store.give_back_unsent(tenant, attempt, &ids))
+            .with_max_times(usize::MAX);
+        let retried = (|| self.store.give_back_unsent(tenant, attempt, &ids))
             .retry(backoff)
-            .when(|e| !e.is_refusal())
-            .await;
+            .when(|e| !e.is_refusal());
+        // Bounded as a whole: one attempt can wait the pool's acquire timeout, and the wave
+        // budget leaves room for this and no more.
+        let given = tokio::time::timeout(GIVE_BACK_WITHIN, retried)
+            .await
+            .unwrap_or_else(|_| {
+                Err(anyhow::anyhow!("the database did not come back in time").into())
+            });
         match given {
             Ok(given) => {
                 if given.replies > 0 {
@@ -435,9 +441,11 @@ impl Responder {
     }
 }
 
-/// Retries of [`Responder::give_back`], half a second apart: a database restarting for a few
-/// seconds is waited out, well within the claims' lease.
-const GIVE_BACK_RETRIES: usize = 6;
+/// How long [`Responder::give_back`] keeps trying, half a second apart: a database restarting
+/// for a few seconds is waited out, well within the claims' lease. A wave whose claim or
+/// record failed sends nothing, so the send's share of `ResponderOptions::wave_budget` covers
+/// this time.
+const GIVE_BACK_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Where a message stands after its replies are recorded.
 pub(super) enum Step {
