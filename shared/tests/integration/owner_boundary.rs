@@ -459,6 +459,57 @@ async fn a_brand_in_user_metadata_gives_nothing(pool: PgPool) {
     assert!(refused(&insert), "{insert:?}");
 }
 
+/// Owners (`authenticated`), `anon` and PUBLIC may execute only the small helpers the
+/// policies and pages call; every function that acts for a tenant or writes is revoked from
+/// PUBLIC and granted to the roles that need it. A migration that forgets the revoke of a new
+/// function (PostgreSQL grants EXECUTE to PUBLIC by default) fails here.
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn owners_and_the_public_execute_only_the_policy_helpers(pool: PgPool) {
+    const HELPERS: &[&str] = &[
+        "acting_brand_id",
+        "current_tenant_brand_id",
+        "current_tenant_id",
+        "delivery_rank",
+        "jwt_brand_id",
+        "jwt_tenant_ids",
+        "person_pause_interval",
+        "platform_max_messages_per_hour",
+        "stored_hourly_cap",
+        "touch_updated_at",
+    ];
+    for role in ["anon", "authenticated", "public"] {
+        let executable: Vec<String> = sqlx::query_scalar(
+            "select p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+              where n.nspname = 'alphadome'
+                and case when $1 = 'public'
+                         then exists (select 1 from aclexplode(coalesce(p.proacl,
+                                      acldefault('f', p.proowner))) a
+                                       where a.grantee = 0 and a.privilege_type = 'EXECUTE')
+                         else has_function_privilege($1, p.oid, 'execute') end
+              order by 1",
+        )
+        .bind(role)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let beyond: Vec<&String> = executable
+            .iter()
+            .filter(|f| {
+                !HELPERS.contains(&f.as_str()) && !(role == "authenticated" && *f == "add_counts")
+            })
+            .collect();
+        assert!(beyond.is_empty(), "{role} may execute {beyond:?}");
+    }
+    // The pipeline's role reaches the give-back of migration 0026.
+    let app: bool = sqlx::query_scalar(
+        "select has_function_privilege('alphadome_app', 'alphadome.give_back_unsent(jsonb)', 'execute')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(app);
+}
+
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn every_tenant_table_forces_row_level_security(pool: PgPool) {
     seed_every_table(&pool).await;
