@@ -103,11 +103,7 @@ impl Responder {
 
     /// Gives claimed messages back (status `retry`), so the next attempt claims them at once.
     async fn release(&self, tenant: TenantId, messages: &[Incoming<'_>]) {
-        let ids: Vec<&str> = messages
-            .iter()
-            .map(|m| m.m.wa_message_id.as_str())
-            .collect();
-        if let Err(e) = self.store.release_claims(tenant, &ids).await {
+        if let Err(e) = self.store.release_claims(tenant, &ids(messages)).await {
             tracing::warn!(error = %format!("{e:#}"), "could not release claims; they expire with their lease");
         }
     }
@@ -121,10 +117,7 @@ impl Responder {
     /// they are, and an unrecorded claim expires with its lease.
     async fn give_back(&self, tenant: TenantId, attempt: uuid::Uuid, messages: &[Incoming<'_>]) {
         use backon::Retryable as _;
-        let ids: Vec<&str> = messages
-            .iter()
-            .map(|m| m.m.wa_message_id.as_str())
-            .collect();
+        let ids = ids(messages);
         let backoff = backon::ConstantBuilder::default()
             .with_delay(std::time::Duration::from_millis(500))
             .with_max_times(usize::MAX);
@@ -318,17 +311,14 @@ impl Responder {
                     // Nothing was written (the call is one transaction): give the claims
                     // back, so the one-by-one run claims them again at once.
                     self.release(tenant, messages).await;
-                } else {
-                    // The call may have committed with its answer lost. Nothing was sent:
-                    // what it recorded goes back, so the redelivery answers the messages.
-                    self.give_back(tenant, attempt, messages).await;
-                }
-                if refused {
                     return Err(Refused {
                         step: "record",
                         reason: e.0,
                     });
                 }
+                // The call may have committed with its answer lost. Nothing was sent: what
+                // it recorded goes back, so the redelivery answers the messages.
+                self.give_back(tenant, attempt, messages).await;
                 return Ok(plans
                     .iter()
                     .zip(&again)
@@ -439,6 +429,14 @@ impl Responder {
             })
             .collect())
     }
+}
+
+/// The messages' wamids, as the store's calls take them.
+fn ids<'a>(messages: &'a [Incoming<'_>]) -> Vec<&'a str> {
+    messages
+        .iter()
+        .map(|m| m.m.wa_message_id.as_str())
+        .collect()
 }
 
 /// How long [`Responder::give_back`] keeps trying, half a second apart: a database restarting

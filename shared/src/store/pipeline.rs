@@ -355,8 +355,6 @@ impl<'a> ApplyStatus<'a> {
 pub struct GivenBack {
     /// Messages whose unsent replies went back to `retry`.
     pub replies: i64,
-    /// Messages now `retry` (those, and claims the call never recorded).
-    pub messages: i64,
 }
 
 /// What became of one status the webhook wrote.
