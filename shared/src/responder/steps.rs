@@ -59,12 +59,12 @@ impl Responder {
             Ok(Err(refused)) => {
                 tracing::warn!(jobs = messages.len(), reason = %refused, "the database refused a batch; running its messages one by one");
             }
-            Err(()) if messages.len() == 1 => {
-                self.release(tenant, messages).await;
+            Err(attempt) if messages.len() == 1 => {
+                self.release(tenant, attempt, messages).await;
                 return vec![Err(Retry("the responder panicked".into()))];
             }
-            Err(()) => {
-                self.release(tenant, messages).await;
+            Err(attempt) => {
+                self.release(tenant, attempt, messages).await;
             }
         }
         let mut results = Vec::with_capacity(messages.len());
@@ -76,8 +76,8 @@ impl Responder {
                     tracing::error!(reason = %refused, "the database refuses this message; failed without retry");
                     Ok(Outcome::Failed("refused_by_database"))
                 }
-                Err(()) => {
-                    self.release(tenant, one).await;
+                Err(attempt) => {
+                    self.release(tenant, attempt, one).await;
                     Err(Retry("the responder panicked".into()))
                 }
             });
@@ -85,25 +85,35 @@ impl Responder {
         results
     }
 
-    /// Runs the steps, turning a panic into `Err(())` (logged, without its message: a panic
-    /// text may quote data).
+    /// Runs the steps as one attempt, turning a panic into `Err(attempt)` (logged, without
+    /// its message: a panic text may quote data), so that what the attempt claimed can be
+    /// given back.
     async fn run_caught(
         &self,
         tenant: TenantId,
         ctx: &TenantContext,
         messages: &[Incoming<'_>],
-    ) -> Result<Result<Vec<Result<Outcome, Retry>>, Refused>, ()> {
-        AssertUnwindSafe(self.run_steps(tenant, ctx, messages).boxed())
+    ) -> Result<Result<Vec<Result<Outcome, Retry>>, Refused>, uuid::Uuid> {
+        // This attempt's id, stamped on its claims and on the replies it makes sendable: if a
+        // call's answer is lost, or the run panics, exactly those are given back.
+        let attempt = uuid::Uuid::new_v4();
+        AssertUnwindSafe(self.run_steps(tenant, ctx, messages, attempt).boxed())
             .catch_unwind()
             .await
             .map_err(|_| {
                 tracing::error!(tenant_id = %tenant, jobs = messages.len(), "the responder panicked while handling these messages");
+                attempt
             })
     }
 
-    /// Gives claimed messages back (status `retry`), so the next attempt claims them at once.
-    async fn release(&self, tenant: TenantId, messages: &[Incoming<'_>]) {
-        if let Err(e) = self.store.release_claims(tenant, &ids(messages)).await {
+    /// Gives the claims the attempt still holds back (status `retry`), so the next attempt
+    /// claims them at once.
+    async fn release(&self, tenant: TenantId, attempt: uuid::Uuid, messages: &[Incoming<'_>]) {
+        if let Err(e) = self
+            .store
+            .release_claims(tenant, attempt, &ids(messages))
+            .await
+        {
             tracing::warn!(error = %format!("{e:#}"), "could not release claims; they expire with their lease");
         }
     }
@@ -215,11 +225,9 @@ impl Responder {
         tenant: TenantId,
         ctx: &TenantContext,
         messages: &[Incoming<'_>],
+        attempt: uuid::Uuid,
     ) -> Result<Vec<Result<Outcome, Retry>>, Refused> {
         let every = |r: Result<Outcome, Retry>| Ok(messages.iter().map(|_| r.clone()).collect());
-        // This attempt's id, stamped on its claims and on the replies it makes sendable: if a
-        // call's answer is lost, exactly those can be given back (see `give_back`).
-        let attempt = uuid::Uuid::new_v4();
         let claims: Vec<BeginInbound<'_>> = messages.iter().map(|m| m.claim(attempt)).collect();
         let begins = match self
             .store
@@ -281,7 +289,7 @@ impl Responder {
             .map(|(m, _)| m.m.wa_message_id.as_str())
             .collect();
         if !again_ids.is_empty() {
-            if let Err(e) = self.store.release_claims(tenant, &again_ids).await {
+            if let Err(e) = self.store.release_claims(tenant, attempt, &again_ids).await {
                 tracing::warn!(error = %format!("{e:#}"), "could not release claims; they expire with their lease");
             }
         }
@@ -310,7 +318,7 @@ impl Responder {
                 if refused {
                     // Nothing was written (the call is one transaction): give the claims
                     // back, so the one-by-one run claims them again at once.
-                    self.release(tenant, messages).await;
+                    self.release(tenant, attempt, messages).await;
                     return Err(Refused {
                         step: "record",
                         reason: e.0,

@@ -70,6 +70,7 @@ impl StoreError {
 #[derive(Serialize)]
 struct Release<'a> {
     tenant_id: TenantId,
+    attempt: uuid::Uuid,
     wa_message_ids: &'a [&'a str],
 }
 
@@ -80,11 +81,14 @@ struct Flag {
 }
 
 impl Store {
-    /// Gives claimed (`processing`) inbound messages back as `retry`, so the next attempt
-    /// claims them at once instead of waiting out the lease.
+    /// Gives the inbound messages the attempt `attempt` still holds (`processing`) back as
+    /// `retry`, so the next attempt claims them at once instead of waiting out the lease. A
+    /// claim another worker took over after the lease stays theirs
+    /// (migrations/0027_release_by_attempt.sql).
     pub async fn release_claims(
         &self,
         tenant_id: TenantId,
+        attempt: uuid::Uuid,
         wa_message_ids: &[&str],
     ) -> Result<(), StoreError> {
         if wa_message_ids.is_empty() {
@@ -95,6 +99,7 @@ impl Store {
             "release_inbound_batch",
             &Release {
                 tenant_id,
+                attempt,
                 wa_message_ids,
             },
         )

@@ -228,3 +228,62 @@ async fn only_the_attempts_own_unrecorded_claim_is_released(pool: PgPool) {
         ("processing".into(), vec![])
     );
 }
+
+/// migrations/0027_release_by_attempt.sql: a claim given back after a panic or an "again"
+/// (release_inbound_batch) is the attempt's own only. A message another worker took over after
+/// the lease ran out stays with that worker; before, the first attempt's release turned it to
+/// `retry`, for a third delivery to claim while the second was still answering.
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_release_gives_back_only_the_claims_the_attempt_still_holds(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    let s = seed_two_tenants(&store, &local_keys()).await;
+    let t = s.a.id.0;
+    let mut conn = pool.acquire().await.unwrap().detach();
+    let release = |attempt: Uuid| json!({"tenant_id": t, "attempt": attempt, "wa_message_ids": ["wamid.r.1"]});
+
+    let first = Uuid::new_v4();
+    call(
+        &mut conn,
+        "begin_inbound_batch",
+        &claim_as(t, "wamid.r.1", first),
+    )
+    .await;
+    // The first worker stalls past its lease; another takes the message over.
+    sqlx::query(
+        "update public.conversations set status_updated_at = now() - interval '1 hour' where wa_message_id = 'wamid.r.1'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let second = Uuid::new_v4();
+    let (taken, _) = call(
+        &mut conn,
+        "begin_inbound_batch",
+        &claim_as(t, "wamid.r.1", second),
+    )
+    .await;
+    assert_eq!(taken["results"][0]["claimed"], true);
+
+    // The first worker panics and releases what it claimed: nothing of the second's moves.
+    let (none, _) = call(&mut conn, "release_inbound_batch", &release(first)).await;
+    assert_eq!(none, json!({"released": 0}));
+    assert_eq!(
+        statuses(&pool, "wamid.r.1").await,
+        ("processing".into(), vec![])
+    );
+    let (again, _) = call(
+        &mut conn,
+        "begin_inbound_batch",
+        &claim_as(t, "wamid.r.1", Uuid::new_v4()),
+    )
+    .await;
+    assert_eq!(
+        again["results"][0]["claimed"], false,
+        "a third delivery waits"
+    );
+
+    // The second worker's own release gives the message back at once.
+    let (mine, _) = call(&mut conn, "release_inbound_batch", &release(second)).await;
+    assert_eq!(mine, json!({"released": 1}));
+    assert_eq!(statuses(&pool, "wamid.r.1").await, ("retry".into(), vec![]));
+}
