@@ -240,6 +240,7 @@ mod tests {
                     pricing_category: None,
                     pricing_billable: None,
                     pricing_type: None,
+                    reply_id: None,
                 }),
             },
         )

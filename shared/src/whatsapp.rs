@@ -128,6 +128,21 @@ impl WhatsAppClient {
         body: &str,
         reply_to: Option<&str>,
     ) -> Result<Vec<String>, SendError> {
+        self.send_text_tagged(phone_number_id, token, to, body, reply_to, None)
+            .await
+    }
+
+    /// [`Self::send_text`], each part carrying `tag` as `biz_opaque_callback_data`, which Meta
+    /// returns in every status of the message (see [`reply_tag`]).
+    pub async fn send_text_tagged(
+        &self,
+        phone_number_id: &str,
+        token: &SecretString,
+        to: &Recipient,
+        body: &str,
+        reply_to: Option<&str>,
+        tag: Option<&str>,
+    ) -> Result<Vec<String>, SendError> {
         let parts = split_text(body, MAX_TEXT_CHARS);
         let mut ids = Vec::with_capacity(parts.len());
         for (i, part) in parts.iter().enumerate() {
@@ -148,6 +163,7 @@ impl WhatsAppClient {
                 context: reply_to
                     .filter(|_| i == 0)
                     .map(|message_id| Context { message_id }),
+                biz_opaque_callback_data: tag,
             };
             let response: SendResponse =
                 self.post_messages(phone_number_id, token, &request).await?;
@@ -180,6 +196,30 @@ impl WhatsAppClient {
         language: &str,
         body_parameters: &[String],
     ) -> Result<String, SendError> {
+        self.send_template_tagged(
+            phone_number_id,
+            token,
+            to,
+            name,
+            language,
+            body_parameters,
+            None,
+        )
+        .await
+    }
+
+    /// [`Self::send_template`] carrying `tag` as `biz_opaque_callback_data` (see [`reply_tag`]).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_template_tagged(
+        &self,
+        phone_number_id: &str,
+        token: &SecretString,
+        to: &Recipient,
+        name: &str,
+        language: &str,
+        body_parameters: &[String],
+        tag: Option<&str>,
+    ) -> Result<String, SendError> {
         let (to_field, recipient_field) = match to {
             Recipient::Phone(p) => (Some(p.as_str()), None),
             Recipient::UserId(u) => (None, Some(u.as_str())),
@@ -206,6 +246,7 @@ impl WhatsAppClient {
                 language: TemplateLanguage { code: language },
                 components,
             },
+            biz_opaque_callback_data: tag,
         };
         let response: SendResponse = self.post_messages(phone_number_id, token, &request).await?;
         response
@@ -390,6 +431,25 @@ fn split_text(text: &str, max_chars: usize) -> Vec<&str> {
     parts
 }
 
+/// What a recorded reply carries to Meta as `biz_opaque_callback_data`: its row's id, which
+/// Meta returns in every status of the message. A status then finds its reply even when the
+/// wamid Graph assigned was never recorded (a worker that died between sending and marking, a
+/// send Graph timed out on but delivered): migrations/0028_statuses_name_their_reply.sql.
+#[must_use]
+pub fn reply_tag(reply_id: uuid::Uuid) -> String {
+    format!("{REPLY_TAG_PREFIX}{reply_id}")
+}
+
+/// The reply a status's `biz_opaque_callback_data` names, when it is one of [`reply_tag`]'s
+/// (another tool on the same number may attach its own data: that names nothing).
+#[must_use]
+pub fn reply_of_tag(tag: &str) -> Option<uuid::Uuid> {
+    let id = tag.strip_prefix(REPLY_TAG_PREFIX)?;
+    (id.len() == 36).then(|| uuid::Uuid::parse_str(id).ok())?
+}
+
+const REPLY_TAG_PREFIX: &str = "alphadome:reply:";
+
 #[derive(Serialize)]
 struct TextMessageRequest<'a> {
     messaging_product: &'static str,
@@ -403,6 +463,8 @@ struct TextMessageRequest<'a> {
     text: TextBody<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     context: Option<Context<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    biz_opaque_callback_data: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -427,6 +489,8 @@ struct TemplateMessageRequest<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     template: TemplateBody<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    biz_opaque_callback_data: Option<&'a str>,
 }
 
 #[derive(Serialize)]

@@ -732,3 +732,37 @@ fn a_status_update_carries_metas_pricing_into_the_job_and_an_older_job_without_i
     };
     assert_eq!((s.error_code, s.pricing_category), (Some(131047), None));
 }
+
+/// A status carries back what the send was tagged with (`biz_opaque_callback_data`): one of
+/// the responder's reply tags names the reply; anything else (another tool on the same number,
+/// a damaged tag) names nothing.
+#[test]
+fn a_status_names_the_reply_its_message_was_tagged_with_and_nothing_else() {
+    let reply = uuid::Uuid::new_v4();
+    let with = |data: &str| {
+        let mut doc: serde_json::Value = serde_json::from_slice(&raw("status_sent")).unwrap();
+        doc["entry"][0]["changes"][0]["value"]["statuses"][0]["biz_opaque_callback_data"] =
+            serde_json::Value::String(data.to_owned());
+        let payload = WebhookPayload::from_slice(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        match extract_events(&payload).as_slice() {
+            [WebhookEvent {
+                kind: EventKind::Status(s),
+                ..
+            }] => s.reply_id,
+            other => panic!("expected one status, got {other:?}"),
+        }
+    };
+    assert_eq!(with(&alphadome::whatsapp::reply_tag(reply)), Some(reply));
+    assert_eq!(only_status("status_sent").reply_id, None);
+    for foreign in [
+        "order-4411",
+        &reply.to_string(),
+        "alphadome:reply:",
+        "alphadome:reply:not-a-uuid",
+        &format!("alphadome:reply:{}", reply.simple()),
+        &format!("alphadome:reply:{reply}x"),
+        &format!("xalphadome:reply:{reply}"),
+    ] {
+        assert_eq!(with(foreign), None, "{foreign}");
+    }
+}

@@ -107,6 +107,16 @@ async fn a_notice_refused_outside_the_owners_window_is_sent_again_as_the_tenants
     assert_eq!(tpl["to"], OWNER);
     assert_eq!(tpl["template"]["name"], "handover_notice");
     assert_eq!(tpl["template"]["language"]["code"], "en");
+    // The template is the notice's reply row, tagged as the refused text was: Meta's statuses
+    // of either name the same row.
+    assert_eq!(
+        tpl["biz_opaque_callback_data"],
+        body(&sent[1])["biz_opaque_callback_data"]
+    );
+    assert!(tpl["biz_opaque_callback_data"]
+        .as_str()
+        .and_then(alphadome::whatsapp::reply_of_tag)
+        .is_some());
     assert_eq!(
         tpl["template"]["components"],
         serde_json::json!([{"type": "body", "parameters": [

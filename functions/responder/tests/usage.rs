@@ -54,6 +54,7 @@ fn status_with_pricing(
                 pricing_category: Some(category.into()),
                 pricing_billable: Some(billable),
                 pricing_type: Some("regular".into()),
+                reply_id: None,
             }),
         },
     )

@@ -32,6 +32,7 @@ impl Responder {
         token: Option<&SecretString>,
         msg: &Incoming<'_>,
         owner: &Recipient,
+        tag: &str,
         refused: SendError,
     ) -> Result<Vec<String>, SendError> {
         let (Outbox::Graph(client), Some(token)) = (&self.outbox, token) else {
@@ -54,13 +55,14 @@ impl Responder {
             &m.message_type,
         );
         match client
-            .send_template(
+            .send_template_tagged(
                 msg.phone_number_id,
                 token,
                 owner,
                 name,
                 language,
                 &parameters,
+                Some(tag),
             )
             .await
         {

@@ -15,7 +15,7 @@ use super::{DryRunReply, Outbox, Outcome, Responder, Retry, TenantContext};
 use crate::crypto::{envelope_version, SecretColumn};
 use crate::domain::{mask_phone, PhoneNumber, TenantId};
 use crate::store::{PlannedReply, RecordedReply, SendResult, TenantProblem};
-use crate::whatsapp::{Recipient, SendError};
+use crate::whatsapp::{reply_tag, Recipient, SendError};
 
 impl Responder {
     /// Sends one message's recorded replies; what Graph said is written by the caller.
@@ -64,10 +64,20 @@ impl Responder {
             } else {
                 None
             };
+            // The reply's id goes with it: Meta's statuses name the reply even if the wamid
+            // below is never recorded (see `whatsapp::reply_tag`).
+            let tag = reply_tag(rec.id);
             let outcome = match (&self.outbox, token) {
                 (Outbox::Graph(client), Some(token)) => {
                     client
-                        .send_text(phone_number_id, token, &to, &plan.text, reply_to)
+                        .send_text_tagged(
+                            phone_number_id,
+                            token,
+                            &to,
+                            &plan.text,
+                            reply_to,
+                            Some(&tag),
+                        )
                         .await
                 }
                 (Outbox::DryRun(print), _) => {
@@ -90,7 +100,7 @@ impl Responder {
             };
             let outcome = match outcome {
                 Err(e) if super::handover::is_refused_notice(plan.source, &e) => {
-                    self.notice_as_template(ctx, token, msg, &to, e).await
+                    self.notice_as_template(ctx, token, msg, &to, &tag, e).await
                 }
                 other => other,
             };

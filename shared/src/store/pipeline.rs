@@ -164,6 +164,9 @@ struct ApplyStatus<'a> {
     pricing_category: Option<&'a str>,
     pricing_billable: Option<bool>,
     pricing_type: Option<&'a str>,
+    /// The reply the status names (migrations/0028_statuses_name_their_reply.sql).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_id: Option<uuid::Uuid>,
 }
 
 pub(super) async fn call<T: Serialize>(
@@ -346,6 +349,7 @@ impl<'a> ApplyStatus<'a> {
             pricing_category: update.pricing_category.as_deref(),
             pricing_billable: update.pricing_billable,
             pricing_type: update.pricing_type.as_deref(),
+            reply_id: update.reply_id,
         }
     }
 }

@@ -114,6 +114,10 @@ pub struct StatusUpdate {
     /// Meta's pricing type (`regular`, `free_customer_service`, `free_entry_point`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing_type: Option<String>,
+    /// The reply the message was, named by the tag the responder sent with it
+    /// ([`crate::whatsapp::reply_tag`]); none for messages sent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_id: Option<uuid::Uuid>,
 }
 
 impl StatusUpdate {
@@ -270,6 +274,10 @@ fn to_status_update(status: &Status) -> StatusUpdate {
         pricing_category: status.pricing.as_ref().and_then(|p| p.category.clone()),
         pricing_billable: status.pricing.as_ref().and_then(|p| p.billable),
         pricing_type: status.pricing.as_ref().and_then(|p| p.pricing_type.clone()),
+        reply_id: status
+            .biz_opaque_callback_data
+            .as_deref()
+            .and_then(crate::whatsapp::reply_of_tag),
     }
 }
 

@@ -57,6 +57,7 @@ async fn seed_every_table(pool: &PgPool) -> Seeded {
             pricing_category: None,
             pricing_billable: None,
             pricing_type: None,
+            reply_id: None,
         };
         let kept = store.apply_statuses(t.id, &[&early]).await.unwrap();
         assert!(kept[0].pending);

@@ -284,6 +284,7 @@ pub fn status(tenant: &TenantSummary, wamid: &str, st: &str) -> Job {
                 pricing_category: None,
                 pricing_billable: None,
                 pricing_type: None,
+                reply_id: None,
             }),
         },
     )
