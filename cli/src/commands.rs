@@ -780,6 +780,7 @@ async fn soak(a: crate::Soak) -> anyhow::Result<()> {
         pg_restart: a.pg_restart,
         run_dir: a.run_dir,
         faults: !a.no_faults,
+        statuses: !a.no_statuses,
         visibility_timeout_s: a.visibility_timeout,
         lease_s: a.lease_seconds,
         batch_timeout_s: a.batch_timeout,

@@ -232,6 +232,10 @@ struct Soak {
     /// The same run without faults.
     #[arg(long)]
     no_faults: bool,
+    /// Without Meta's status callbacks (by default every delivered reply is reported `sent`
+    /// to the webhook, with its tag, as Meta does).
+    #[arg(long)]
+    no_statuses: bool,
     /// The queue's visibility timeout, seconds (>= lease + batch timeout).
     #[arg(long, default_value_t = 45)]
     visibility_timeout: u32,

@@ -55,6 +55,10 @@ pub struct SoakOptions {
     pub run_dir: PathBuf,
     /// Inject the faults (off: a clean run of the same path).
     pub faults: bool,
+    /// Meta's status callbacks: for every reply the Graph stand-in delivers, a signed `sent`
+    /// status to the webhook (at once, even when the send's answer is then held past the
+    /// client's timeout), carrying the reply's tag as Meta returns it.
+    pub statuses: bool,
     pub visibility_timeout_s: u32,
     pub lease_s: u32,
     pub batch_timeout_s: u32,
@@ -96,6 +100,70 @@ struct StandIns {
     ai_refused: AtomicU64,
     /// Requests being answered, per `serve` process.
     in_flight: Mutex<HashMap<String, i64>>,
+    /// Where Meta's status callbacks go, once the webhook is up.
+    callback: std::sync::OnceLock<Callback>,
+    statuses_posted: AtomicU64,
+    statuses_accepted: AtomicU64,
+}
+
+/// Meta's side of status callbacks: the webhook, signed with the app secret.
+struct Callback {
+    url: String,
+    secret: SecretString,
+    http: reqwest::Client,
+}
+
+/// Posts Meta's `sent` status of the delivered message `wamid` to the webhook, retried like
+/// Meta retries a delivery the webhook refused or did not answer.
+async fn post_status(
+    s: Arc<StandIns>,
+    pnid: String,
+    wamid: String,
+    to: Option<String>,
+    tag: Option<String>,
+) {
+    let Some(cb) = s.callback.get() else { return };
+    let mut status = serde_json::json!({
+        "id": wamid, "status": "sent",
+        "timestamp": chrono::Utc::now().timestamp().to_string(),
+        "recipient_id": to,
+    });
+    if let Some(tag) = tag {
+        status["biz_opaque_callback_data"] = serde_json::Value::String(tag);
+    }
+    let payload = serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "254700000009", "phone_number_id": pnid},
+            "statuses": [status],
+        }}]}],
+    });
+    let body = crate::meta::to_ascii_json(&payload).into_bytes();
+    let sig = signature(cb.secret.expose_secret().as_bytes(), &body);
+    s.statuses_posted.fetch_add(1, Ordering::Relaxed);
+    let mut backoff = Duration::from_millis(500);
+    let give_up = Instant::now() + META_RETRIES_FOR;
+    loop {
+        let ok = cb
+            .http
+            .post(&cb.url)
+            .header("content-type", "application/json")
+            .header(alphadome::webhook::SIGNATURE_HEADER, &sig)
+            .body(body.clone())
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            s.statuses_accepted.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if Instant::now() > give_up {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(15));
+    }
 }
 
 impl StandIns {
@@ -136,7 +204,7 @@ const AI_MARK: &str = "[ai-standin]";
 
 async fn graph_send(
     axum::extract::State(s): axum::extract::State<Arc<StandIns>>,
-    axum::extract::Path((who, _pnid)): axum::extract::Path<(String, String)>,
+    axum::extract::Path((who, pnid)): axum::extract::Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
@@ -160,10 +228,21 @@ async fn graph_send(
         ai,
         outcome,
     });
+    let wamid = format!("wamid.soak.out.{}", uuid::Uuid::new_v4().simple());
+    if !matches!(outcome, GraphOutcome::Refused(_)) {
+        // Meta reports the message sent at once, whatever happens to this answer.
+        tokio::spawn(post_status(
+            s.clone(),
+            pnid,
+            wamid.clone(),
+            b["to"].as_str().map(str::to_owned),
+            b["biz_opaque_callback_data"].as_str().map(str::to_owned),
+        ));
+    }
     let ok = || {
         axum::Json(serde_json::json!({
             "messaging_product": "whatsapp",
-            "messages": [{"id": format!("wamid.soak.out.{}", uuid::Uuid::new_v4().simple())}]
+            "messages": [{"id": wamid}]
         }))
         .into_response()
     };
@@ -300,6 +379,10 @@ pub struct SoakReport {
     pub graph_timeouts: usize,
     pub ai_calls: u64,
     pub ai_refused_or_timed_out: u64,
+    /// Meta's `sent` status callbacks posted to the webhook (see [`SoakOptions::statuses`]).
+    pub statuses_posted: u64,
+    /// Status callbacks the webhook had accepted when the run ended.
+    pub statuses_accepted: u64,
     pub faults: Vec<String>,
     pub seconds: f64,
     pub post_seconds: f64,
@@ -671,6 +754,13 @@ pub async fn run(o: SoakOptions) -> anyhow::Result<SoakReport> {
         .timeout(Duration::from_secs(15))
         .pool_max_idle_per_host(32)
         .build()?;
+    if o.statuses {
+        let _ = state.callback.set(Callback {
+            url: webhook.clone(),
+            secret: secret.clone(),
+            http: http.clone(),
+        });
+    }
     let health = webhook.replace("/webhook", "/healthz");
     let up = Instant::now();
     while http.get(&health).send().await.is_err() {
@@ -991,6 +1081,8 @@ pub async fn run(o: SoakOptions) -> anyhow::Result<SoakReport> {
         graph_timeouts: timeouts,
         ai_calls: state.ai_calls.load(Ordering::Relaxed),
         ai_refused_or_timed_out: state.ai_refused.load(Ordering::Relaxed),
+        statuses_posted: state.statuses_posted.load(Ordering::Relaxed),
+        statuses_accepted: state.statuses_accepted.load(Ordering::Relaxed),
         faults: faults_log.lock().unwrap().clone(),
         seconds,
         post_seconds,
@@ -1064,6 +1156,10 @@ fn print_report(r: &SoakReport) {
     s.push_str(&format!(
         "openai:   {} calls, {} answered 429 or timed out\n",
         r.ai_calls, r.ai_refused_or_timed_out
+    ));
+    s.push_str(&format!(
+        "statuses: {} `sent` callbacks posted to the webhook, {} accepted\n",
+        r.statuses_posted, r.statuses_accepted
     ));
     s.push_str(&format!(
         "counted at the Graph stand-in:\n  answered exactly once:                 {}\n  answered twice after a Graph timeout:  {} (delivered, then the client timed out: documented)\n  answered twice otherwise:              {}\n  in the dead-letter queue:              {}\n  not answered, with a recorded reason:  {}\n  lost:                                  {}\n  answers from the AI:                   {}\n",

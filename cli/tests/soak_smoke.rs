@@ -42,6 +42,7 @@ async fn a_small_soak_without_faults_answers_every_message_exactly_once(pool: Pg
         pg_restart: None,
         run_dir: run_dir.clone(),
         faults: false,
+        statuses: true,
         visibility_timeout_s: 45,
         lease_s: 15,
         batch_timeout_s: 30,
@@ -56,6 +57,26 @@ async fn a_small_soak_without_faults_answers_every_message_exactly_once(pool: Pg
     assert_eq!(report.answered_once, 200, "{report:?}");
     assert_eq!(report.answered_twice_after_graph_timeout, 0, "{report:?}");
     assert_eq!(report.duplicates + report.lost, 0, "{report:?}");
+    // Meta's `sent` status of every delivered reply, each accepted by the webhook.
+    assert_eq!(
+        report.statuses_posted as usize, report.graph_requests,
+        "{report:?}"
+    );
+    assert_eq!(
+        report.statuses_accepted, report.statuses_posted,
+        "{report:?}"
+    );
+    // Each found its reply — whether it came before or after the responder recorded the
+    // wamid — and none is left waiting.
+    let (kept, unsent): (i64, i64) = sqlx::query_as(
+        "select (select count(*) from alphadome.pending_statuses),
+                (select count(*) from public.conversations
+                  where direction = 'outgoing' and (wa_message_id is null or status <> 'sent'))",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((kept, unsent), (0, 0), "{report:?}");
     assert_eq!(
         report.ai_answers, 40,
         "every 5th message answered by the AI"
