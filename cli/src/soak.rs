@@ -142,24 +142,40 @@ async fn post_status(
     let body = crate::meta::to_ascii_json(&payload).into_bytes();
     let sig = signature(cb.secret.expose_secret().as_bytes(), &body);
     s.statuses_posted.fetch_add(1, Ordering::Relaxed);
+    if post_as_meta(&cb.http, &cb.url, &sig, body, None).await {
+        s.statuses_accepted.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Posts a signed delivery to the webhook as Meta does: a 5xx or no answer is retried with
+/// backoff (0.5 s doubling to 15 s) for [`META_RETRIES_FOR`]; each retry counted in `retries`.
+/// True once the webhook accepted it.
+async fn post_as_meta(
+    http: &reqwest::Client,
+    url: &str,
+    sig: &str,
+    body: Vec<u8>,
+    retries: Option<&AtomicU64>,
+) -> bool {
     let mut backoff = Duration::from_millis(500);
     let give_up = Instant::now() + META_RETRIES_FOR;
     loop {
-        let ok = cb
-            .http
-            .post(&cb.url)
+        let accepted = http
+            .post(url)
             .header("content-type", "application/json")
-            .header(alphadome::webhook::SIGNATURE_HEADER, &sig)
+            .header(alphadome::webhook::SIGNATURE_HEADER, sig)
             .body(body.clone())
             .send()
             .await
             .is_ok_and(|r| r.status().is_success());
-        if ok {
-            s.statuses_accepted.fetch_add(1, Ordering::Relaxed);
-            return;
+        if accepted {
+            return true;
         }
         if Instant::now() > give_up {
-            return;
+            return false;
+        }
+        if let Some(retries) = retries {
+            retries.fetch_add(1, Ordering::Relaxed);
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(15));
@@ -968,28 +984,7 @@ pub async fn run(o: SoakOptions) -> anyhow::Result<SoakReport> {
             async move {
                 let due = started + interval.mul_f64(i as f64);
                 tokio::time::sleep_until(due.into()).await;
-                let mut backoff = Duration::from_millis(500);
-                let give_up = Instant::now() + META_RETRIES_FOR;
-                loop {
-                    let status = http
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .header(alphadome::webhook::SIGNATURE_HEADER, &sig)
-                        .body(body.clone())
-                        .send()
-                        .await
-                        .map(|r| r.status().as_u16())
-                        .unwrap_or(0);
-                    if (200..300).contains(&status) {
-                        return true;
-                    }
-                    if Instant::now() > give_up {
-                        return false;
-                    }
-                    retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(15));
-                }
+                post_as_meta(&http, &url, &sig, body, Some(&retries)).await
             }
         })
         .buffer_unordered(32)

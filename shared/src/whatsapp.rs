@@ -186,31 +186,10 @@ impl WhatsAppClient {
 
     /// Sends the approved template `name` in `language` (e.g. `en`, `en_US`) to `to`, with
     /// `body_parameters` filling the body's `{{1}}`, `{{2}}`, ... in order. A template is the
-    /// only message Graph delivers outside the recipient's 24-hour window. Returns the wamid.
-    pub async fn send_template(
-        &self,
-        phone_number_id: &str,
-        token: &SecretString,
-        to: &Recipient,
-        name: &str,
-        language: &str,
-        body_parameters: &[String],
-    ) -> Result<String, SendError> {
-        self.send_template_tagged(
-            phone_number_id,
-            token,
-            to,
-            name,
-            language,
-            body_parameters,
-            None,
-        )
-        .await
-    }
-
-    /// [`Self::send_template`] carrying `tag` as `biz_opaque_callback_data` (see [`reply_tag`]).
+    /// only message Graph delivers outside the recipient's 24-hour window. `tag` goes as
+    /// `biz_opaque_callback_data` (see [`reply_tag`]). Returns the wamid.
     #[allow(clippy::too_many_arguments)]
-    pub async fn send_template_tagged(
+    pub async fn send_template(
         &self,
         phone_number_id: &str,
         token: &SecretString,

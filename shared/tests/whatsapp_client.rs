@@ -495,6 +495,7 @@ async fn a_template_is_sent_with_its_name_language_and_body_parameters() {
                 "+254711000111".to_owned(),
                 "bei ya guitar?".to_owned(),
             ],
+            None,
         )
         .await
         .unwrap();
@@ -516,6 +517,7 @@ async fn a_refused_template_is_classified_like_any_send() {
             "missing_template",
             "en",
             &[],
+            None,
         )
         .await
         .unwrap_err();

@@ -55,7 +55,7 @@ impl Responder {
             &m.message_type,
         );
         match client
-            .send_template_tagged(
+            .send_template(
                 msg.phone_number_id,
                 token,
                 owner,

@@ -60,11 +60,11 @@ impl Responder {
                 tracing::warn!(jobs = messages.len(), reason = %refused, "the database refused a batch; running its messages one by one");
             }
             Err(attempt) if messages.len() == 1 => {
-                self.release(tenant, attempt, messages).await;
+                self.release(tenant, attempt, &ids(messages)).await;
                 return vec![Err(Retry("the responder panicked".into()))];
             }
             Err(attempt) => {
-                self.release(tenant, attempt, messages).await;
+                self.release(tenant, attempt, &ids(messages)).await;
             }
         }
         let mut results = Vec::with_capacity(messages.len());
@@ -77,7 +77,7 @@ impl Responder {
                     Ok(Outcome::Failed("refused_by_database"))
                 }
                 Err(attempt) => {
-                    self.release(tenant, attempt, one).await;
+                    self.release(tenant, attempt, &ids(one)).await;
                     Err(Retry("the responder panicked".into()))
                 }
             });
@@ -108,10 +108,10 @@ impl Responder {
 
     /// Gives the claims the attempt still holds back (status `retry`), so the next attempt
     /// claims them at once.
-    async fn release(&self, tenant: TenantId, attempt: uuid::Uuid, messages: &[Incoming<'_>]) {
+    async fn release(&self, tenant: TenantId, attempt: uuid::Uuid, wa_message_ids: &[&str]) {
         if let Err(e) = self
             .store
-            .release_claims(tenant, attempt, &ids(messages))
+            .release_claims(tenant, attempt, wa_message_ids)
             .await
         {
             tracing::warn!(error = %format!("{e:#}"), "could not release claims; they expire with their lease");
@@ -288,11 +288,7 @@ impl Responder {
             .filter(|(_, p)| matches!(p, Planned::Again(_)))
             .map(|(m, _)| m.m.wa_message_id.as_str())
             .collect();
-        if !again_ids.is_empty() {
-            if let Err(e) = self.store.release_claims(tenant, attempt, &again_ids).await {
-                tracing::warn!(error = %format!("{e:#}"), "could not release claims; they expire with their lease");
-            }
-        }
+        self.release(tenant, attempt, &again_ids).await;
         let (plans, again): (Vec<Option<Plan>>, Vec<Option<String>>) = planned
             .into_iter()
             .map(|p| match p {
@@ -318,7 +314,7 @@ impl Responder {
                 if refused {
                     // Nothing was written (the call is one transaction): give the claims
                     // back, so the one-by-one run claims them again at once.
-                    self.release(tenant, attempt, messages).await;
+                    self.release(tenant, attempt, &ids(messages)).await;
                     return Err(Refused {
                         step: "record",
                         reason: e.0,
