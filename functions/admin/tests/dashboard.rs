@@ -421,6 +421,19 @@ async fn a_reply_as_a_person_goes_out_with_the_tenants_token_and_silences_the_as
     .unwrap();
     assert_eq!((source.as_str(), status.as_str()), ("person", "sent"));
     assert!(wamid.unwrap().starts_with("wamid.out."));
+    // Tagged with its row, so Meta's statuses name it even if the mark is lost.
+    let row: uuid::Uuid = sqlx::query_scalar(
+        "select id from public.conversations
+          where bot_tenant_id = $1 and reply_source = 'person'",
+    )
+    .bind(w.a.id)
+    .fetch_one(w.t.store().pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        body["biz_opaque_callback_data"],
+        alphadome::whatsapp::reply_tag(row)
+    );
     // The customer writes again: the assistant stays quiet, nothing more is sent.
     let before = w.sends().await.len();
     let next = w

@@ -481,14 +481,18 @@ impl TenantActions {
             .await?;
 
         let row = self.record_pending(tenant, user_id, text).await?;
+        // Tagged with its row, as the assistant's replies are: Meta's first status names it,
+        // so a send whose mark was lost (Graph timed out after delivering, the page's request
+        // ended) is still recorded as sent (migrations/0028_statuses_name_their_reply.sql).
         let sent = self
             .whatsapp
-            .send_text(
+            .send_text_tagged(
                 &context.tenant.whatsapp_phone_number_id,
                 &token,
                 &to,
                 text,
                 None,
+                Some(&crate::whatsapp::reply_tag(row)),
             )
             .await;
         let result = match &sent {

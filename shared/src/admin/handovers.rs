@@ -86,7 +86,8 @@ pub async fn list_handovers(pool: &PgPool, owner: &Owner) -> anyhow::Result<Vec<
          select w.id, w.full_name, w.phone, t.client_name,
                 coalesce(w.escalated_at, w.last_inbound_at), w.bot_paused_until, w.escalated_at,
                 (select c.message_text from public.conversations c
-                  where c.user_id = w.id and c.direction = 'incoming'
+                  where c.user_id = w.id and c.bot_tenant_id = w.bot_tenant_id
+                    and c.direction = 'incoming'
                   order by c.created_at desc limit 1)
            from waiting w
            join alphadome.bot_tenants t on t.id = w.bot_tenant_id
