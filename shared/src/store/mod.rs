@@ -25,6 +25,7 @@ pub use tenants::*;
 pub use usage::*;
 
 use anyhow::Context as _;
+use coalesce::Durability;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -108,7 +109,16 @@ impl Store {
     /// Runs a statement made by [`literal::json_select`] in a transaction of its own, in one
     /// round trip shared with the other calls made at the same time (see [`coalesce`]).
     pub(crate) async fn fetch_doc(&self, sql: String) -> anyhow::Result<Option<serde_json::Value>> {
-        self.calls.fetch_json(sql).await
+        self.calls.fetch_json(sql, Durability::Durable).await
+    }
+
+    /// [`Self::fetch_doc`] for a call whose function decides its own durability (it commits
+    /// asynchronously when a crash may lose it): it needs no flush from the round trip.
+    pub(crate) async fn fetch_doc_lazy(
+        &self,
+        sql: String,
+    ) -> anyhow::Result<Option<serde_json::Value>> {
+        self.calls.fetch_json(sql, Durability::Lazy).await
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -5,6 +5,7 @@
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use super::coalesce::Durability;
 use super::literal::{json_select, quote_literal};
 use super::{Store, StoreError};
 use crate::domain::{CustomerId, EntryId, TenantId};
@@ -174,12 +175,26 @@ pub(super) async fn call<T: Serialize>(
     function: &'static str,
     input: &T,
 ) -> Result<serde_json::Value, StoreError> {
+    call_as(store, function, input, Durability::Durable).await
+}
+
+/// [`call`] with the durability the call needs (see [`Durability`]).
+async fn call_as<T: Serialize>(
+    store: &Store,
+    function: &'static str,
+    input: &T,
+    durability: Durability,
+) -> Result<serde_json::Value, StoreError> {
     let json = serde_json::to_string(input).context("encoding the call")?;
-    let expr = format!("alphadome.{function}({}::jsonb)", quote_literal(&json)?);
-    let out = store
-        .fetch_doc(json_select(&expr))
-        .await
-        .with_context(|| format!("calling alphadome.{function}"))?;
+    let sql = json_select(&format!(
+        "alphadome.{function}({}::jsonb)",
+        quote_literal(&json)?
+    ));
+    let out = match durability {
+        Durability::Durable => store.fetch_doc(sql).await,
+        Durability::Lazy => store.fetch_doc_lazy(sql).await,
+    }
+    .with_context(|| format!("calling alphadome.{function}"))?;
     Ok(out.unwrap_or(serde_json::Value::Null))
 }
 
@@ -204,8 +219,9 @@ async fn call_batch<T: Serialize, R: serde::de::DeserializeOwned>(
     store: &Store,
     function: &'static str,
     batch: &Batch<'_, T>,
+    durability: Durability,
 ) -> Result<Vec<R>, StoreError> {
-    let v = call(store, function, batch).await?;
+    let v = call_as(store, function, batch, durability).await?;
     let out: BatchResults<R> =
         serde_json::from_value(v).with_context(|| format!("decoding alphadome.{function}"))?;
     if out.results.len() != batch.items.len() {
@@ -238,7 +254,9 @@ impl Store {
             history_turns: Some(history_turns),
             items,
         };
-        call_batch(self, "begin_inbound_batch", &batch).await
+        // The claim commits asynchronously (migrations/0025_leaner_lambda_path.sql): the
+        // record's flush covers it.
+        call_batch(self, "begin_inbound_batch", &batch, Durability::Lazy).await
     }
 
     /// Records outcomes and replies before sending (round trip 2). For each item, its
@@ -257,7 +275,8 @@ impl Store {
             history_turns: None,
             items,
         };
-        let out: Vec<Recorded> = call_batch(self, "record_replies_batch", &batch).await?;
+        let out: Vec<Recorded> =
+            call_batch(self, "record_replies_batch", &batch, Durability::Durable).await?;
         Ok(out.into_iter().map(|r| r.replies).collect())
     }
 
@@ -299,7 +318,18 @@ impl Store {
             history_turns: None,
             items,
         };
-        let _: Vec<serde_json::Value> = call_batch(self, "mark_sent_batch", &batch).await?;
+        // A clean mark commits asynchronously; one that hands a send back stays durable.
+        let durability = if items
+            .iter()
+            .flat_map(|i| i.results)
+            .any(|r| r.status == "retry")
+        {
+            Durability::Durable
+        } else {
+            Durability::Lazy
+        };
+        let _: Vec<serde_json::Value> =
+            call_batch(self, "mark_sent_batch", &batch, durability).await?;
         Ok(())
     }
 
@@ -334,7 +364,7 @@ impl Store {
             history_turns: None,
             items: &items,
         };
-        call_batch(self, "apply_statuses", &batch).await
+        call_batch(self, "apply_statuses", &batch, Durability::Durable).await
     }
 }
 

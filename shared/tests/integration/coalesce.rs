@@ -7,7 +7,7 @@
 
 use crate::helpers::{bouncer_url, local_keys, seed_two_tenants};
 use alphadome::domain::TenantId;
-use alphadome::store::{BeginInbound, Store};
+use alphadome::store::{BeginInbound, PlannedReply, RecordReplies, Store};
 use sqlx::PgPool;
 
 fn inbound<'a>(wamid: &'a str, phone: &'a str) -> BeginInbound<'a> {
@@ -23,6 +23,46 @@ fn inbound<'a>(wamid: &'a str, phone: &'a str) -> BeginInbound<'a> {
         count_reply: true,
         with_history: false,
     }
+}
+
+fn record<'a>(
+    wamid: &'a str,
+    attempt: uuid::Uuid,
+    replies: &'a [PlannedReply],
+) -> RecordReplies<'a> {
+    RecordReplies {
+        wa_message_id: wamid,
+        attempt,
+        user_id: None,
+        inbound_status: "answered",
+        note: None,
+        reply_source: Some("faq"),
+        matched_entry_id: None,
+        ai_prompt_tokens: None,
+        ai_completion_tokens: None,
+        ai_cached_tokens: None,
+        ai_calls: 0,
+        budget_stop: false,
+        pause_minutes: None,
+        replies,
+        transcript: None,
+        transcriptions: 0,
+        transcription_seconds: None,
+        transcription_input_tokens: None,
+        transcription_output_tokens: None,
+        image_inputs: 0,
+    }
+}
+
+/// The status of the reply recorded for `wamid` (None: no reply row).
+async fn reply_status(pool: &PgPool, wamid: &str) -> Option<String> {
+    sqlx::query_scalar(
+        "select status from public.conversations where in_reply_to = $1 and direction = 'outgoing'",
+    )
+    .bind(wamid)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
 }
 
 /// The tenant whose conversation row holds `wamid` (None: no row).
@@ -120,4 +160,73 @@ async fn a_caller_that_gives_up_first_never_stalls_the_calls_after_it(pool: PgPo
     .expect("a later call is answered, not stalled behind the dropped one")
     .unwrap();
     assert!(out[0].claimed);
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn durable_calls_made_together_share_one_flush_and_a_refused_one_still_fails_alone(
+    pool: PgPool,
+) {
+    let db: String = sqlx::query_scalar("select current_database()::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // One connection: the combined message, the barrier run after the refusal and the calls
+    // run again all share it.
+    let store = Store::connect(&bouncer_url(&db), 1).await.unwrap();
+    let s = seed_two_tenants(&store, &local_keys()).await;
+    let nobody = TenantId(uuid::Uuid::new_v4());
+    let mut claims = Vec::new();
+    for (tenant, wamid, phone) in [
+        (s.a.id, "wamid.flush.a", "254700000001"),
+        (s.b.id, "wamid.flush.b", "254700000002"),
+        (s.a.id, "wamid.flush.c", "254700000003"),
+    ] {
+        let claim = [inbound(wamid, phone)];
+        let out = store
+            .begin_inbound_batch(tenant, 120, 6, &claim)
+            .await
+            .unwrap();
+        assert!(out[0].claimed);
+        claims.push(claim[0].attempt);
+    }
+    let replies = [PlannedReply {
+        source: "faq",
+        text: "We open at 9.".into(),
+        to_customer: true,
+    }];
+    // Four records at once, the second for a business that does not exist: the message holds
+    // four durable calls, so it ends with the barrier; the refusal stops it after the first.
+    let a = [record("wamid.flush.a", claims[0], &replies)];
+    let lost = [record("wamid.flush.lost", claims[0], &replies)];
+    let b = [record("wamid.flush.b", claims[1], &replies)];
+    let c = [record("wamid.flush.c", claims[2], &replies)];
+    let (a, lost, b, c) = tokio::join!(
+        store.record_replies_batch(s.a.id, &a),
+        store.record_replies_batch(nobody, &lost),
+        store.record_replies_batch(s.b.id, &b),
+        store.record_replies_batch(s.a.id, &c),
+    );
+    let refused = lost.expect_err("a business that does not exist is refused");
+    assert!(refused.is_refusal(), "{refused:#}");
+    for (name, out) in [("before", a), ("after", b), ("after, again", c)] {
+        let out = out.unwrap_or_else(|e| panic!("the call {name} the refused one: {e:#}"));
+        assert!(out[0][0].send, "{name}: the reply is to be sent");
+    }
+    for wamid in ["wamid.flush.a", "wamid.flush.b", "wamid.flush.c"] {
+        assert_eq!(
+            reply_status(&pool, wamid).await.as_deref(),
+            Some("pending"),
+            "{wamid}"
+        );
+    }
+    assert_eq!(reply_status(&pool, "wamid.flush.lost").await, None);
+    // Nothing is left set on the connection: the next call commits as its function says.
+    let next = [inbound("wamid.flush.next", "254700000004")];
+    assert!(
+        store
+            .begin_inbound_batch(s.b.id, 120, 6, &next)
+            .await
+            .unwrap()[0]
+            .claimed
+    );
 }
