@@ -753,22 +753,9 @@ async fn reply_sent(
                 attempt: uuid::Uuid::new_v4(),
                 user_id: begun[0].user_id,
                 inbound_status: "answered",
-                note: None,
                 reply_source: Some("faq"),
-                matched_entry_id: None,
-                ai_prompt_tokens: None,
-                ai_completion_tokens: None,
-                ai_cached_tokens: None,
-                ai_calls: 0,
-                budget_stop: false,
-                pause_minutes: None,
                 replies: &replies,
-                transcript: None,
-                transcriptions: 0,
-                transcription_seconds: None,
-                transcription_input_tokens: None,
-                transcription_output_tokens: None,
-                image_inputs: 0,
+                ..Default::default()
             }],
         )
         .await

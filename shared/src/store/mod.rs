@@ -109,16 +109,17 @@ impl Store {
     /// Runs a statement made by [`literal::json_select`] in a transaction of its own, in one
     /// round trip shared with the other calls made at the same time (see [`coalesce`]).
     pub(crate) async fn fetch_doc(&self, sql: String) -> anyhow::Result<Option<serde_json::Value>> {
-        self.calls.fetch_json(sql, Durability::Durable).await
+        self.fetch_doc_as(sql, Durability::Durable).await
     }
 
-    /// [`Self::fetch_doc`] for a call whose function decides its own durability (it commits
-    /// asynchronously when a crash may lose it): it needs no flush from the round trip.
-    pub(crate) async fn fetch_doc_lazy(
+    /// [`Self::fetch_doc`] with the durability the call needs: a [`Durability::Lazy`] call's
+    /// function commits asynchronously on its own, so it needs no flush from the round trip.
+    pub(crate) async fn fetch_doc_as(
         &self,
         sql: String,
+        durability: Durability,
     ) -> anyhow::Result<Option<serde_json::Value>> {
-        self.calls.fetch_json(sql, Durability::Lazy).await
+        self.calls.fetch_json(sql, durability).await
     }
 
     pub fn pool(&self) -> &PgPool {

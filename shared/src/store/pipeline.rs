@@ -77,7 +77,7 @@ pub struct PlannedReply {
 }
 
 /// Input of `alphadome.record_replies`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct RecordReplies<'a> {
     pub wa_message_id: &'a str,
     /// The responder's attempt at this message (the claim's), stamped on the replies the
@@ -190,11 +190,10 @@ async fn call_as<T: Serialize>(
         "alphadome.{function}({}::jsonb)",
         quote_literal(&json)?
     ));
-    let out = match durability {
-        Durability::Durable => store.fetch_doc(sql).await,
-        Durability::Lazy => store.fetch_doc_lazy(sql).await,
-    }
-    .with_context(|| format!("calling alphadome.{function}"))?;
+    let out = store
+        .fetch_doc_as(sql, durability)
+        .await
+        .with_context(|| format!("calling alphadome.{function}"))?;
     Ok(out.unwrap_or(serde_json::Value::Null))
 }
 

@@ -33,25 +33,23 @@ fn record<'a>(
     RecordReplies {
         wa_message_id: wamid,
         attempt,
-        user_id: None,
         inbound_status: "answered",
-        note: None,
         reply_source: Some("faq"),
-        matched_entry_id: None,
-        ai_prompt_tokens: None,
-        ai_completion_tokens: None,
-        ai_cached_tokens: None,
-        ai_calls: 0,
-        budget_stop: false,
-        pause_minutes: None,
         replies,
-        transcript: None,
-        transcriptions: 0,
-        transcription_seconds: None,
-        transcription_input_tokens: None,
-        transcription_output_tokens: None,
-        image_inputs: 0,
+        ..Default::default()
     }
+}
+
+/// A store on `connections` connections through PgBouncer in transaction mode, to the test's
+/// database.
+async fn through_bouncer(pool: &PgPool, connections: u32) -> Store {
+    let db: String = sqlx::query_scalar("select current_database()::text")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    Store::connect(&bouncer_url(&db), connections)
+        .await
+        .expect("PgBouncer on 6432: run scripts/test-services.sh")
 }
 
 /// The status of the reply recorded for `wamid` (None: no reply row).
@@ -76,14 +74,8 @@ async fn owner_of(pool: &PgPool, wamid: &str) -> Option<uuid::Uuid> {
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn calls_made_together_keep_one_transaction_each_and_a_refused_one_fails_alone(pool: PgPool) {
-    let db: String = sqlx::query_scalar("select current_database()::text")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
     // One connection: the combined message and everything after it share it.
-    let store = Store::connect(&bouncer_url(&db), 1)
-        .await
-        .expect("PgBouncer on 6432: run scripts/test-services.sh");
+    let store = through_bouncer(&pool, 1).await;
     let s = seed_two_tenants(&store, &local_keys()).await;
     let nobody = TenantId(uuid::Uuid::new_v4());
 
@@ -118,11 +110,7 @@ async fn calls_made_together_keep_one_transaction_each_and_a_refused_one_fails_a
 
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn many_tenants_calls_at_once_each_land_in_their_own_tenant(pool: PgPool) {
-    let db: String = sqlx::query_scalar("select current_database()::text")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let store = Store::connect(&bouncer_url(&db), 2).await.unwrap();
+    let store = through_bouncer(&pool, 2).await;
     let s = seed_two_tenants(&store, &local_keys()).await;
     let wamids: Vec<String> = (0..40).map(|i| format!("wamid.many.{i}")).collect();
     let claims: Vec<[BeginInbound<'_>; 1]> = wamids
@@ -166,13 +154,9 @@ async fn a_caller_that_gives_up_first_never_stalls_the_calls_after_it(pool: PgPo
 async fn durable_calls_made_together_share_one_flush_and_a_refused_one_still_fails_alone(
     pool: PgPool,
 ) {
-    let db: String = sqlx::query_scalar("select current_database()::text")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
     // One connection: the combined message, the barrier run after the refusal and the calls
     // run again all share it.
-    let store = Store::connect(&bouncer_url(&db), 1).await.unwrap();
+    let store = through_bouncer(&pool, 1).await;
     let s = seed_two_tenants(&store, &local_keys()).await;
     let nobody = TenantId(uuid::Uuid::new_v4());
     let mut claims = Vec::new();
