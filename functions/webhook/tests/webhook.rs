@@ -734,6 +734,7 @@ async fn reply_sent(
                 intent: None,
                 count_reply: true,
                 with_history: false,
+                foreseen: None,
             }],
         )
         .await

@@ -14,7 +14,7 @@ use crate::intent::{detect_control_intent, ControlIntent};
 use crate::job::{Job, JobKind};
 use crate::openai::{AiError, AudioInput, ChatRequest, ImageInput, Transcript};
 use crate::store::{
-    BeginInbound, EntryRecord, Inbound, PlannedReply, RecordReplies, TenantProblem,
+    BeginInbound, EntryRecord, Foreseen, Inbound, PlannedReply, RecordReplies, TenantProblem,
 };
 use crate::webhook::InboundMessage;
 use crate::whatsapp::{MediaError, MAX_AUDIO_BYTES, MAX_IMAGE_BYTES};
@@ -177,15 +177,7 @@ impl Responder {
             Decision::Control(_) => {
                 plan.reply(Source::Control, policy::start_confirmation(business));
             }
-            Decision::Answer(entry) => {
-                let s = if entry.data_type == "canned" {
-                    Source::Canned
-                } else {
-                    Source::Faq
-                };
-                plan.matched = Some(entry.id);
-                plan.reply(s, entry.answer.clone());
-            }
+            Decision::Answer(entry) => plan.answer(entry),
             Decision::AskForText(what) => {
                 plan.reply(Source::Fallback, policy::ask_for_text_reply(what));
             }
@@ -250,6 +242,35 @@ impl Responder {
             Decision::Escalate(why) => escalate = Some(why),
         }
         self.finish_plan(ctx, msg, begin, quoted.as_deref(), escalate, plan)
+    }
+
+    /// The outcome of a message whose answer does not depend on what its claim finds, decided
+    /// before the claim: an FAQ or canned answer, on the usual facts assumed (see
+    /// [`assumed`]). The claim records it only if they hold
+    /// (migrations/0030_claim_and_record_foreseen.sql); otherwise the message is decided again
+    /// on the facts found, as any other.
+    pub(super) fn foresee(&self, ctx: &TenantContext, msg: &Incoming<'_>) -> Option<Foresight> {
+        let usual = assumed();
+        let Decision::Answer(entry) = policy::decide(&self.facts(ctx, msg, &usual)) else {
+            return None;
+        };
+        let answered = || {
+            let mut plan = Plan::default();
+            plan.answer(entry);
+            plan
+        };
+        let plan = self.finish_plan(ctx, msg, &usual, msg.text, None, answered());
+        // A first contact may add a welcome; when it adds nothing, it may be recorded too.
+        let first = Inbound {
+            first_contact: true,
+            ..assumed()
+        };
+        let on_first = self.finish_plan(ctx, msg, &first, msg.text, None, answered());
+        Some(Foresight {
+            first_contact_too: on_first.replies.len() == plan.replies.len(),
+            plan,
+            cap: ctx.settings.max_messages_per_hour,
+        })
     }
 
     /// The AI's answer to `text` (and `picture`), or a hand-over when it fails.
@@ -555,17 +576,9 @@ impl Responder {
         );
         let msg = self.prepare(&ctx, &job);
         let begin = Inbound {
-            claimed: true,
-            user_id: None,
-            first_contact: false,
-            was_subscribed: true,
-            paused_until: None,
             // This message would be counted too, as a customer's is.
             replies_this_hour: Some(replies_this_hour + 1),
-            history: Vec::new(),
-            ai_budget_exhausted: false,
-            budget_notice: false,
-            budget_percent: None,
+            ..assumed()
         };
         let facts = self.facts(&ctx, &msg, &begin);
         let stopped_by = match policy::decide(&facts) {
@@ -613,6 +626,44 @@ impl Responder {
     }
 }
 
+/// What a claim usually finds: a subscribed customer, not paused, who has written before, no
+/// budget notice due, and no count of this hour's replies (the cap is checked by the claim).
+fn assumed() -> Inbound {
+    Inbound {
+        claimed: true,
+        user_id: None,
+        first_contact: false,
+        was_subscribed: true,
+        paused_until: None,
+        replies_this_hour: None,
+        history: Vec::new(),
+        ai_budget_exhausted: false,
+        budget_notice: false,
+        budget_percent: None,
+        recorded: None,
+    }
+}
+
+/// An outcome decided before the claim ([`Responder::foresee`]).
+pub(super) struct Foresight {
+    pub(super) plan: Plan,
+    /// The hourly cap it assumes the customer is within.
+    cap: i32,
+    /// A first contact changes nothing in it.
+    first_contact_too: bool,
+}
+
+impl Foresight {
+    /// The claim's `foreseen`: the record's input, and the facts it assumes.
+    fn foreseen<'a>(&'a self, msg: &'a Incoming<'_>, attempt: uuid::Uuid) -> Foreseen<'a> {
+        Foreseen {
+            record: self.plan.record(msg, &assumed(), attempt),
+            cap: self.cap,
+            first_contact_too: self.first_contact_too,
+        }
+    }
+}
+
 /// A message between the steps of [`Responder::handle_messages`].
 pub(super) struct Incoming<'a> {
     pub(super) phone_number_id: &'a str,
@@ -628,7 +679,12 @@ pub(super) struct Incoming<'a> {
 }
 
 impl Incoming<'_> {
-    pub(super) fn claim(&self, attempt: uuid::Uuid) -> BeginInbound<'_> {
+    /// The claim's input, with the outcome foreseen for this message, if any.
+    pub(super) fn claim<'a>(
+        &'a self,
+        attempt: uuid::Uuid,
+        foresight: Option<&'a Foresight>,
+    ) -> BeginInbound<'a> {
         let m = self.m;
         BeginInbound {
             wa_message_id: &m.wa_message_id,
@@ -650,6 +706,7 @@ impl Incoming<'_> {
                 self.intent,
             ),
             with_history: self.may_ask_ai(),
+            foreseen: foresight.map(|f| f.foreseen(self, attempt)),
         }
     }
 
@@ -711,6 +768,17 @@ pub(super) struct Plan {
 }
 
 impl Plan {
+    /// The business's own answer (FAQ or canned).
+    fn answer(&mut self, entry: &EntryRecord) {
+        let s = if entry.data_type == "canned" {
+            Source::Canned
+        } else {
+            Source::Faq
+        };
+        self.matched = Some(entry.id);
+        self.reply(s, entry.answer.clone());
+    }
+
     fn reply(&mut self, source: Source, text: String) {
         self.source = Some(source);
         self.replies.push(PlannedReply {

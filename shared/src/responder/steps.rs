@@ -6,7 +6,7 @@ use futures_util::future::FutureExt;
 use std::panic::AssertUnwindSafe;
 use tracing::Instrument;
 
-use super::plan::{Incoming, Plan};
+use super::plan::{Foresight, Incoming, Plan};
 use super::send::{Delivery, OpenError};
 use super::{Outbox, Outcome, Responder, Retry, TenantContext};
 use crate::domain::TenantId;
@@ -17,6 +17,8 @@ use crate::store::{
 /// Where one claimed message stands after planning.
 enum Planned {
     NotClaimed,
+    /// Claimed and recorded at once, with the outcome foreseen for it.
+    Recorded,
     Plan(Plan),
     /// Try this message again later: planning panicked, or a transient failure the plan
     /// cannot answer around (a voice note the network could not fetch or transcribe yet).
@@ -123,6 +125,7 @@ impl Responder {
     /// attempt goes back as `retry` — the replies it recorded as `pending` with their
     /// messages, and claims it never recorded. Without this the redelivery would find the
     /// messages answered, their replies never sent (or claimed, until the lease runs out).
+    /// The same after a refused record, for the replies recorded with the claims.
     /// Tried for a few seconds (the database may be coming back); after that they stay as
     /// they are, and an unrecorded claim expires with its lease.
     async fn give_back(&self, tenant: TenantId, attempt: uuid::Uuid, messages: &[Incoming<'_>]) {
@@ -144,7 +147,7 @@ impl Responder {
         match given {
             Ok(given) => {
                 if given.replies > 0 {
-                    tracing::warn!(tenant_id = %tenant, jobs = given.replies, "a call's answer was lost after it committed; the replies it left unsent were given back for the redelivery");
+                    tracing::warn!(tenant_id = %tenant, jobs = given.replies, "replies recorded by this attempt and never sent were given back for the redelivery");
                 }
             }
             Err(e) => {
@@ -228,8 +231,16 @@ impl Responder {
         attempt: uuid::Uuid,
     ) -> Result<Vec<Result<Outcome, Retry>>, Refused> {
         let every = |r: Result<Outcome, Retry>| Ok(messages.iter().map(|_| r.clone()).collect());
-        let claims: Vec<BeginInbound<'_>> = messages.iter().map(|m| m.claim(attempt)).collect();
-        let begins = match self
+        // An answer the claim cannot change is decided first and goes with the claim, which
+        // records it when the facts it assumes hold: one call fewer for that message.
+        let foresights: Vec<Option<Foresight>> =
+            messages.iter().map(|m| self.foresee(ctx, m)).collect();
+        let claims: Vec<BeginInbound<'_>> = messages
+            .iter()
+            .zip(&foresights)
+            .map(|(m, f)| m.claim(attempt, f.as_ref()))
+            .collect();
+        let mut begins = match self
             .store
             .begin_inbound_batch(
                 tenant,
@@ -255,13 +266,23 @@ impl Responder {
             }
         };
 
-        // Decide; the AI, when asked, answers several customers at once.
+        // The messages recorded with their claims, with their replies.
+        let foreseen: Vec<Option<(Plan, Vec<RecordedReply>)>> = foresights
+            .into_iter()
+            .zip(begins.iter_mut())
+            .map(|(f, begin)| Some((f?.plan, begin.recorded.take()?)))
+            .collect();
+
+        // Decide the others; the AI, when asked, answers several customers at once.
         // A panic while planning one message fails that message only.
-        let planned: Vec<Planned> =
-            futures_util::future::join_all(messages.iter().zip(&begins).map(|(msg, begin)| {
+        let planned: Vec<Planned> = futures_util::future::join_all(
+            messages.iter().zip(&begins).zip(&foreseen).map(|((msg, begin), foreseen)| {
                 async move {
                     if !begin.claimed {
                         return Planned::NotClaimed;
+                    }
+                    if foreseen.is_some() {
+                        return Planned::Recorded;
                     }
                     match AssertUnwindSafe(self.plan(ctx, msg, begin).instrument(msg.span.clone()))
                         .catch_unwind()
@@ -279,8 +300,9 @@ impl Responder {
                     }
                 }
                 .boxed()
-            }))
-            .await;
+            }),
+        )
+        .await;
         // Messages to try again are given back now, so the redelivery claims them at once.
         let again_ids: Vec<&str> = messages
             .iter()
@@ -294,7 +316,7 @@ impl Responder {
             .map(|p| match p {
                 Planned::Plan(plan) => (Some(plan), None),
                 Planned::Again(why) => (None, Some(why)),
-                Planned::NotClaimed => (None, None),
+                Planned::NotClaimed | Planned::Recorded => (None, None),
             })
             .unzip();
         let records: Vec<RecordReplies<'_>> = messages
@@ -313,8 +335,13 @@ impl Responder {
                 let e = Retry::from(e);
                 if refused {
                     // Nothing was written (the call is one transaction): give the claims
-                    // back, so the one-by-one run claims them again at once.
-                    self.release(tenant, attempt, &ids(messages)).await;
+                    // back, so the one-by-one run claims them again at once — and the
+                    // replies recorded with them, none of which was sent.
+                    if foreseen.iter().any(Option::is_some) {
+                        self.give_back(tenant, attempt, messages).await;
+                    } else {
+                        self.release(tenant, attempt, &ids(messages)).await;
+                    }
                     return Err(Refused {
                         step: "record",
                         reason: e.0,
@@ -326,10 +353,11 @@ impl Responder {
                 return Ok(plans
                     .iter()
                     .zip(&again)
-                    .map(|(plan, again)| match (plan, again) {
-                        (Some(_), _) => Err(e.clone()),
-                        (None, Some(why)) => Err(Retry(why.clone())),
-                        (None, None) => Ok(Outcome::Duplicate),
+                    .zip(&foreseen)
+                    .map(|((plan, again), foreseen)| match (plan, again, foreseen) {
+                        (Some(_), _, _) | (None, None, Some(_)) => Err(e.clone()),
+                        (None, Some(why), _) => Err(Retry(why.clone())),
+                        (None, None, None) => Ok(Outcome::Duplicate),
                     })
                     .collect());
             }
@@ -338,19 +366,22 @@ impl Responder {
         let steps: Vec<Step> = plans
             .into_iter()
             .zip(again)
-            .map(|(plan, again)| match (plan, again) {
-                (None, Some(why)) => Step::Done(Err(Retry(why))),
-                (None, None) => Step::Done(Ok(Outcome::Duplicate)),
+            .zip(foreseen)
+            .map(|((plan, again), foreseen)| match (plan, again, foreseen) {
+                (None, _, Some((plan, recorded))) => Step::Send(plan, recorded),
+                (None, Some(why), None) => Step::Done(Err(Retry(why))),
+                (None, None, None) => Step::Done(Ok(Outcome::Duplicate)),
                 (
                     Some(Plan {
                         silent: Some(why), ..
                     }),
                     _,
+                    _,
                 ) => {
                     recorded.next();
                     Step::Done(Ok(Outcome::Silent(why)))
                 }
-                (Some(plan), _) => Step::Send(plan, recorded.next().unwrap_or_default()),
+                (Some(plan), _, _) => Step::Send(plan, recorded.next().unwrap_or_default()),
             })
             .collect();
 

@@ -27,6 +27,21 @@ pub struct BeginInbound<'a> {
     pub intent: Option<&'static str>,
     pub count_reply: bool,
     pub with_history: bool,
+    /// The outcome decided before the claim, recorded with it when the facts it assumed
+    /// hold (migrations/0030_claim_and_record_foreseen.sql).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub foreseen: Option<Foreseen<'a>>,
+}
+
+/// An outcome decided before the claim, on assumed facts: a subscribed customer, not paused,
+/// within `cap` replies this hour, and not on a first contact (unless `first_contact_too`).
+#[derive(Debug, Serialize)]
+pub struct Foreseen<'a> {
+    /// The record's input; the claim fills in the customer.
+    pub record: RecordReplies<'a>,
+    pub cap: i32,
+    /// A first contact changes nothing in this outcome.
+    pub first_contact_too: bool,
 }
 
 /// One earlier turn of the conversation.
@@ -62,6 +77,10 @@ pub struct Inbound {
     /// The larger of the two budgets' use, in percent (none without a budget).
     #[serde(default)]
     pub budget_percent: Option<i64>,
+    /// The foreseen outcome was recorded with the claim: these are its replies, and the
+    /// message is not recorded again.
+    #[serde(default)]
+    pub recorded: Option<Vec<RecordedReply>>,
 }
 
 fn yes() -> bool {
@@ -254,8 +273,13 @@ impl Store {
             items,
         };
         // The claim commits asynchronously (migrations/0025_leaner_lambda_path.sql): the
-        // record's flush covers it.
-        call_batch(self, "begin_inbound_batch", &batch, Durability::Lazy).await
+        // record's flush covers it. A claim that may record replies is a record.
+        let durability = if items.iter().any(|i| i.foreseen.is_some()) {
+            Durability::Durable
+        } else {
+            Durability::Lazy
+        };
+        call_batch(self, "begin_inbound_batch", &batch, durability).await
     }
 
     /// Records outcomes and replies before sending (round trip 2). For each item, its

@@ -22,6 +22,7 @@ fn inbound<'a>(wamid: &'a str, phone: &'a str) -> BeginInbound<'a> {
         intent: None,
         count_reply: true,
         with_history: false,
+        foreseen: None,
     }
 }
 

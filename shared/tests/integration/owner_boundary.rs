@@ -96,6 +96,7 @@ fn inbound<'a>(wamid: &'a str, phone: &'a str) -> BeginInbound<'a> {
         intent: Some("start"),
         count_reply: true,
         with_history: false,
+        foreseen: None,
     }
 }
 
