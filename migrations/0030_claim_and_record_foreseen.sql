@@ -203,3 +203,8 @@ begin
     return jsonb_build_object('results', to_jsonb(v_out));
 end
 $$;
+
+-- A message and its reply now commit together, and now() is the transaction's start: each
+-- row takes the time it is written, so a reply never sorts before the message it answers
+-- (the dashboard's thread, the AI's history).
+alter table public.conversations alter column created_at set default pg_catalog.clock_timestamp();

@@ -441,7 +441,8 @@ async fn a_pending_reply_whose_log_write_failed_is_not_sent_again_by_the_worker_
 /// failed between the commit and the answer). The responder sent nothing, so it gives the
 /// `pending` replies back (migrations/0026_unsent_replies_given_back.sql): the redelivery
 /// claims the message again and sends the same reply, once. Before, the redelivery found the
-/// message answered and the customer never got a reply.
+/// message answered and the customer never got a reply. (An AI answer: an FAQ answer is
+/// recorded with the claim, see the next test.)
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn a_record_whose_answer_was_lost_after_its_commit_is_given_back_and_the_redelivery_answers_once(
     pool: PgPool,
@@ -450,7 +451,8 @@ async fn a_record_whose_answer_was_lost_after_its_commit_is_given_back_and_the_r
     accept_sends(&w.graph).await;
     let (proxy, responder) =
         through_lose_answer(&w, &pool, b"alphadome.record_replies_batch(").await;
-    let job = message(&w.a, A_PNID, "wamid.lost.answer", "Can I pay with M-Pesa?");
+    slow_ai(&w.openai, Duration::ZERO).await;
+    let job = message(&w.a, A_PNID, "wamid.lost.answer", NOT_IN_THE_FAQ);
 
     let first = responder.handle_job(&job).await;
     assert!(first.is_err(), "the record call failed: {first:?}");
@@ -491,7 +493,9 @@ async fn a_record_whose_answer_was_lost_after_its_commit_is_given_back_and_the_r
 }
 
 /// The claim committed but its answer was lost: the attempt gives its claim back, so the
-/// redelivery answers at once instead of after the lease (2 minutes by default).
+/// redelivery answers at once instead of after the lease (2 minutes by default). The FAQ
+/// answer was recorded with the claim (migrations/0030_claim_and_record_foreseen.sql): its
+/// `pending` reply is given back too, and sent once by the redelivery.
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn a_claim_whose_answer_was_lost_is_given_back_and_the_redelivery_answers_without_waiting_out_the_lease(
     pool: PgPool,
@@ -512,6 +516,14 @@ async fn a_claim_whose_answer_was_lost_is_given_back_and_the_redelivery_answers_
         inbound_status(&w.pool, "wamid.lost.claim").await.as_deref(),
         Some("retry")
     );
+    let reply: Vec<(String,)> = sqlx::query_as(
+        "select status from public.conversations where in_reply_to = 'wamid.lost.claim'",
+    )
+    .fetch_all(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(reply, vec![("retry".to_owned(),)], "recorded with the claim, given back");
+    assert!(sends(&w.graph).await.is_empty());
     assert!(matches!(
         responder.handle_job(&job).await,
         Ok(Outcome::Replied(_))
