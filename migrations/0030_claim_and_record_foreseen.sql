@@ -9,6 +9,10 @@
 -- (`recorded`); otherwise the responder decides on the facts found and records as before.
 -- One call per message less, and the claim's answer is the record's.
 --
+-- A message handed back after its hand-over was recorded (a lost answer) is claimed again
+-- without the pause that hand-over set, so the redelivery sends it instead of finding the
+-- customer paused by the message itself.
+--
 -- begin_inbound_batch drops the foreseen outcome of the message that gets the month's budget
 -- notice (the notice is one of its replies), and commits as durably as a record when it
 -- recorded anything: with the setting it was called with, `off` only inside a combined
@@ -34,6 +38,7 @@ declare
     v_history jsonb := '[]'::jsonb;
     v_delta jsonb := '{}'::jsonb;
     v_recorded jsonb;
+    v_prior_source text;
 begin
     if v_tenant is null or v_brand is null then
         raise exception 'claim_inbound: act_for_tenant first';
@@ -64,9 +69,14 @@ begin
     on conflict (wa_message_id) do update
         set status = 'processing', status_updated_at = now(), attempt = excluded.attempt
         where c.status = 'retry' or (c.status = 'processing' and c.status_updated_at < now() - p_lease)
-    returning c.id, (c.xmax = 0) into v_conv, v_new;
+    returning c.id, (c.xmax = 0), c.reply_source into v_conv, v_new, v_prior_source;
     if v_conv is null then
         return jsonb_build_object('claimed', false);
+    end if;
+    if v_prior_source = 'escalation' then
+        -- Handed back after its hand-over was recorded and never sent: the pause is this
+        -- message's own, and the hand-over still has to reach the customer and the owner.
+        v_paused := null;
     end if;
 
     if v_user is not null then

@@ -161,6 +161,61 @@ async fn a_message_the_database_refuses_fails_alone_and_the_other_customers_are_
     assert_eq!(sends(&w.graph).await.len(), 2);
 }
 
+/// FAQ answers are recorded with their claims (migrations/0030_claim_and_record_foreseen.sql);
+/// when the record of another message of the batch is refused, those replies were never sent:
+/// they are given back with the claims, and the one-by-one run sends each once.
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_record_the_database_refuses_fails_alone_and_the_answers_recorded_with_their_claims_go_out(
+    pool: PgPool,
+) {
+    let w = world(pool).await;
+    accept_sends(&w.graph).await;
+    // The database refuses the hand-over's reply, as it would a value it cannot store.
+    sqlx::raw_sql(
+        "create function public.refuse_fallback() returns trigger language plpgsql as
+           $$ begin raise exception 'simulated refusal'; end $$;
+         create trigger refuse_fallback before insert on public.conversations for each row
+           when (new.reply_source = 'fallback') execute function public.refuse_fallback();",
+    )
+    .execute(&w.pool)
+    .await
+    .unwrap();
+    let jobs = [
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.rr1",
+            "Can I pay with M-Pesa?",
+            "254711000211",
+        ),
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.rr2",
+            "nataka kuongea na mtu tafadhali",
+            "254711000212",
+        ),
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.rr3",
+            "What are your opening hours?",
+            "254711000213",
+        ),
+    ];
+    let results = w.responder.handle_jobs(&jobs).await;
+    assert_eq!(results[0].as_ref().unwrap(), &Outcome::Replied(vec!["faq"]));
+    assert_eq!(
+        results[1].as_ref().unwrap(),
+        &Outcome::Failed("refused_by_database")
+    );
+    assert_eq!(results[2].as_ref().unwrap(), &Outcome::Replied(vec!["faq"]));
+    let per = replies_per_message(&w.graph).await;
+    assert_eq!(per.get("wamid.rr1"), Some(&1), "{per:?}");
+    assert_eq!(per.get("wamid.rr3"), Some(&1), "{per:?}");
+    assert_eq!(sends(&w.graph).await.len(), 2);
+}
+
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn a_token_no_key_opens_fails_for_good_and_flags_the_tenant_for_the_operator(pool: PgPool) {
     let w = world(pool).await;

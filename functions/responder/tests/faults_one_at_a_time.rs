@@ -262,18 +262,6 @@ fn webhook(pool: PgPool, sdk: aws_config::SdkConfig, url: &str) -> axum::Router 
         .router(t.app.ingress(t.app.sqs_queue().unwrap()), None)
 }
 
-/// How many replies went out per customer message: Graph's `context.message_id` is the
-/// message a reply quotes (the first reply to the customer quotes it).
-async fn replies_per_message(graph: &MockServer) -> std::collections::BTreeMap<String, usize> {
-    let mut per = std::collections::BTreeMap::new();
-    for r in sends(graph).await {
-        if let Some(id) = body(&r)["context"]["message_id"].as_str() {
-            *per.entry(id.to_owned()).or_default() += 1;
-        }
-    }
-    per
-}
-
 async fn inbound_status(pool: &PgPool, wamid: &str) -> Option<String> {
     sqlx::query_scalar(
         "select status from public.conversations where wa_message_id = $1 and direction = 'incoming'",
@@ -492,6 +480,59 @@ async fn a_record_whose_answer_was_lost_after_its_commit_is_given_back_and_the_r
     assert_eq!(sends(&w.graph).await.len(), 1);
 }
 
+/// The same with an FAQ answer in the batch, recorded with its claim: the lost record gives
+/// it back too, and the redelivery answers both messages once.
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_lost_record_gives_back_the_answers_recorded_with_the_claims_of_its_batch(pool: PgPool) {
+    let w = world(pool.clone()).await;
+    accept_sends(&w.graph).await;
+    let (proxy, responder) =
+        through_lose_answer(&w, &pool, b"alphadome.record_replies_batch(").await;
+    let jobs = [
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.lost.faq",
+            "Can I pay with M-Pesa?",
+            "254711000221",
+        ),
+        message_from(
+            &w.a,
+            A_PNID,
+            "wamid.lost.human",
+            "nataka kuongea na mtu tafadhali",
+            "254711000222",
+        ),
+    ];
+
+    let first = responder.handle_jobs(&jobs).await;
+    assert!(
+        first.iter().all(Result::is_err),
+        "both are redelivered: {first:?}"
+    );
+    assert!(
+        !proxy.armed.load(Ordering::SeqCst),
+        "the record call went through"
+    );
+    assert!(sends(&w.graph).await.is_empty());
+    for wamid in ["wamid.lost.faq", "wamid.lost.human"] {
+        assert_eq!(
+            inbound_status(&w.pool, wamid).await.as_deref(),
+            Some("retry"),
+            "{wamid}"
+        );
+    }
+
+    let again = responder.handle_jobs(&jobs).await;
+    assert!(
+        again.iter().all(|r| matches!(r, Ok(Outcome::Replied(_)))),
+        "{again:?}"
+    );
+    let per = replies_per_message(&w.graph).await;
+    assert_eq!(per.get("wamid.lost.faq"), Some(&1), "{per:?}");
+    assert_eq!(per.get("wamid.lost.human"), Some(&1), "{per:?}");
+}
+
 /// The claim committed but its answer was lost: the attempt gives its claim back, so the
 /// redelivery answers at once instead of after the lease (2 minutes by default). The FAQ
 /// answer was recorded with the claim (migrations/0030_claim_and_record_foreseen.sql): its
@@ -522,7 +563,11 @@ async fn a_claim_whose_answer_was_lost_is_given_back_and_the_redelivery_answers_
     .fetch_all(&w.pool)
     .await
     .unwrap();
-    assert_eq!(reply, vec![("retry".to_owned(),)], "recorded with the claim, given back");
+    assert_eq!(
+        reply,
+        vec![("retry".to_owned(),)],
+        "recorded with the claim, given back"
+    );
     assert!(sends(&w.graph).await.is_empty());
     assert!(matches!(
         responder.handle_job(&job).await,

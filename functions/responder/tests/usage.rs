@@ -374,6 +374,55 @@ async fn at_80_percent_the_owner_is_told_once_and_at_100_percent_the_ai_stops_un
     assert_eq!(ai_calls().await, 3);
 }
 
+/// An FAQ answer is recorded with its claim (migrations/0030_claim_and_record_foreseen.sql),
+/// but not when the claim hands out the month's budget notice: the notice is one of that
+/// message's replies, so the message is decided after its claim and the owner is told.
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn the_budget_notice_goes_out_with_an_faq_answer(pool: PgPool) {
+    let w = world(pool).await;
+    accept_sends(&w.graph).await;
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(ai_ok("Tuna ukulele."))
+        .mount(&w.openai)
+        .await;
+    // One AI answer (150 tokens) takes the month to 83 %.
+    w.store.set_budget(w.a.id, Some(180), None).await.unwrap();
+    let r = &w.responder;
+    assert_eq!(
+        r.handle_job(&message_from(
+            &w.a,
+            A_PNID,
+            "wamid.n1",
+            "mnauza ukulele?",
+            "254711000601"
+        ))
+        .await
+        .unwrap(),
+        Outcome::Replied(vec!["ai"])
+    );
+    let faq = |i: u32| {
+        message_from(
+            &w.a,
+            A_PNID,
+            &format!("wamid.nf{i}"),
+            "Can I pay with M-Pesa?",
+            &format!("25471100061{i}"),
+        )
+    };
+    assert_eq!(
+        r.handle_job(&faq(1)).await.unwrap(),
+        Outcome::Replied(vec!["faq", "budget"])
+    );
+    assert_eq!(
+        r.handle_job(&faq(2)).await.unwrap(),
+        Outcome::Replied(vec!["faq"])
+    );
+    let told = owner_texts(&w.graph).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].contains("83%"), "{told:?}");
+}
+
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn an_owner_sees_only_its_own_brands_usage_and_budgets_and_writes_none(pool: PgPool) {
     let w = world(pool).await;

@@ -275,34 +275,39 @@ impl Responder {
 
         // Decide the others; the AI, when asked, answers several customers at once.
         // A panic while planning one message fails that message only.
-        let planned: Vec<Planned> = futures_util::future::join_all(
-            messages.iter().zip(&begins).zip(&foreseen).map(|((msg, begin), foreseen)| {
-                async move {
-                    if !begin.claimed {
-                        return Planned::NotClaimed;
-                    }
-                    if foreseen.is_some() {
-                        return Planned::Recorded;
-                    }
-                    match AssertUnwindSafe(self.plan(ctx, msg, begin).instrument(msg.span.clone()))
+        let planned: Vec<Planned> =
+            futures_util::future::join_all(messages.iter().zip(&begins).zip(&foreseen).map(
+                |((msg, begin), foreseen)| {
+                    async move {
+                        if !begin.claimed {
+                            return Planned::NotClaimed;
+                        }
+                        if foreseen.is_some() {
+                            return Planned::Recorded;
+                        }
+                        match AssertUnwindSafe(
+                            self.plan(ctx, msg, begin).instrument(msg.span.clone()),
+                        )
                         .catch_unwind()
                         .await
-                    {
-                        Ok(Plan {
-                            retry: Some(why), ..
-                        }) => Planned::Again(why),
-                        Ok(plan) => Planned::Plan(plan),
-                        Err(_) => {
-                            let _in_job = msg.span.enter();
-                            tracing::error!("the responder panicked while deciding this message");
-                            Planned::Again("the responder panicked".into())
+                        {
+                            Ok(Plan {
+                                retry: Some(why), ..
+                            }) => Planned::Again(why),
+                            Ok(plan) => Planned::Plan(plan),
+                            Err(_) => {
+                                let _in_job = msg.span.enter();
+                                tracing::error!(
+                                    "the responder panicked while deciding this message"
+                                );
+                                Planned::Again("the responder panicked".into())
+                            }
                         }
                     }
-                }
-                .boxed()
-            }),
-        )
-        .await;
+                    .boxed()
+                },
+            ))
+            .await;
         // Messages to try again are given back now, so the redelivery claims them at once.
         let again_ids: Vec<&str> = messages
             .iter()

@@ -194,3 +194,98 @@ async fn a_message_is_counted_received_once_at_its_first_outcome(pool: PgPool) {
     assert_eq!(delta(received(&pool, t).await), (2, 2));
     assert_eq!(received(&pool, s.b.id.0).await, b0);
 }
+
+/// A claim carrying a foreseen answer (migrations/0030_claim_and_record_foreseen.sql).
+fn claim_foreseen(tenant: Uuid, wamid: &str, cap: i32) -> Value {
+    let mut c = claim(tenant, wamid);
+    c["items"][0]["foreseen"] = json!({
+        "cap": cap, "first_contact_too": true,
+        "record": {"inbound_status": "answered", "reply_source": "faq",
+                   "replies": [{"source": "faq", "text": "We open at 9.", "to_customer": true}]}
+    });
+    c
+}
+
+/// Runs `select alphadome.<function>(<arg>)` as [`call`] does, after `set local <setting>`:
+/// as the combined message does when a barrier flushes its calls.
+async fn call_with(
+    conn: &mut PgConnection,
+    setting: &str,
+    function: &str,
+    arg: &Value,
+) -> (Value, String) {
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::raw_sql(&format!("set local {setting}"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let out: Value = sqlx::query_scalar(&format!("select alphadome.{function}($1::jsonb)"))
+        .bind(arg)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let sync: String = sqlx::query_scalar("select current_setting('synchronous_commit')")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    (out, sync)
+}
+
+#[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
+async fn a_claim_that_records_its_answer_waits_for_the_disk_unless_a_barrier_covers_it(
+    pool: PgPool,
+) {
+    let store = Store::from_pool(pool.clone());
+    let s = seed_two_tenants(&store, &local_keys()).await;
+    let t = s.a.id.0;
+    let mut conn = pool.acquire().await.unwrap().detach();
+
+    // Recorded with the claim: sendable replies, so the commit is a record's.
+    let (out, sync) = call(
+        &mut conn,
+        "begin_inbound_batch",
+        &claim_foreseen(t, "wamid.f.1", 10),
+    )
+    .await;
+    let replies = &out["results"][0]["recorded"];
+    assert_eq!(replies[0]["send"], true, "{out}");
+    assert_eq!(replies[0]["source"], "faq");
+    assert_eq!(sync, "on", "replies recorded as sendable must be on disk");
+    let status: String = sqlx::query_scalar(
+        "select status from public.conversations where wa_message_id = 'wamid.f.1'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "answered");
+
+    // Over the cap the assumption fails: claimed only, decided after the claim.
+    let (out, sync) = call(
+        &mut conn,
+        "begin_inbound_batch",
+        &claim_foreseen(t, "wamid.f.2", 1),
+    )
+    .await;
+    assert_eq!(out["results"][0]["claimed"], true);
+    assert!(out["results"][0]["recorded"].is_null(), "{out}");
+    assert_eq!(sync, "off", "a bare claim needs no flush");
+    let replies: i64 = sqlx::query_scalar(
+        "select count(*) from public.conversations where in_reply_to = 'wamid.f.2'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(replies, 0);
+
+    // Inside a combined message the barrier after it flushes it.
+    let (out, sync) = call_with(
+        &mut conn,
+        "synchronous_commit = off",
+        "begin_inbound_batch",
+        &claim_foreseen(t, "wamid.f.3", 10),
+    )
+    .await;
+    assert_eq!(out["results"][0]["recorded"][0]["send"], true, "{out}");
+    assert_eq!(sync, "off");
+}

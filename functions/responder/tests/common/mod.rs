@@ -339,3 +339,15 @@ pub fn sqs_event(jobs: &[Job]) -> aws_lambda_events::event::sqs::SqsEvent {
     })).collect::<Vec<_>>()});
     serde_json::from_value(event).unwrap()
 }
+
+/// How many replies went out per customer message: Graph's `context.message_id` is the
+/// message a reply quotes (the first reply to the customer quotes it).
+pub async fn replies_per_message(graph: &MockServer) -> std::collections::BTreeMap<String, usize> {
+    let mut per = std::collections::BTreeMap::new();
+    for r in sends(graph).await {
+        if let Some(id) = body(&r)["context"]["message_id"].as_str() {
+            *per.entry(id.to_owned()).or_default() += 1;
+        }
+    }
+    per
+}
