@@ -7,7 +7,8 @@
 -- (`foreseen`: the record's input and the hourly cap). claim_inbound records it in the same
 -- transaction when the facts it found are the assumed ones, and returns the recorded replies
 -- (`recorded`); otherwise the responder decides on the facts found and records as before.
--- One call per message less, and the claim's answer is the record's.
+-- One call per message less, and the claim's answer is the record's. A message claimed for
+-- the first time is written answered at once, so its row is written once, not twice.
 --
 -- A message handed back after its hand-over was recorded (a lost answer) is claimed again
 -- without the pause that hand-over set, so the redelivery sends it instead of finding the
@@ -39,6 +40,10 @@ declare
     v_delta jsonb := '{}'::jsonb;
     v_recorded jsonb;
     v_prior_source text;
+    v_cap integer := (p -> 'foreseen' ->> 'cap')::integer;
+    v_record jsonb := p -> 'foreseen' -> 'record';
+    v_foreseen boolean;
+    v_written boolean := false;
 begin
     if v_tenant is null or v_brand is null then
         raise exception 'claim_inbound: act_for_tenant first';
@@ -61,11 +66,31 @@ begin
         returning u.id, (u.xmax = 0), u.bot_paused_until into v_user, v_first, v_paused;
     end if;
 
+    if v_user is not null then
+        select s.is_subscribed into v_was_sub
+        from public.subscriptions s
+        where s.bot_tenant_id = v_tenant and s.user_id = v_user;
+    end if;
+    v_was_sub := coalesce(v_was_sub, true);
+
+    -- The outcome the responder foresaw holds when the facts it assumed do: a subscribed
+    -- customer, not paused, not a first contact unless that changes nothing (no welcome
+    -- message), and within the hourly cap (counted below). A new message is then written
+    -- answered at once (one write of its row, not two).
+    v_foreseen := v_record is not null and p ->> 'intent' is null and v_was_sub
+        and (v_paused is null or v_paused <= now())
+        and (not v_first or coalesce((p -> 'foreseen' ->> 'first_contact_too')::boolean, false));
+
     insert into public.conversations as c
         (brand_id, bot_tenant_id, user_id, direction, message_text, wa_message_id, message_type,
-         status, status_updated_at, attempt)
+         status, status_updated_at, attempt, note, reply_source, matched_entry_id)
     values (v_brand, v_tenant, v_user, 'incoming', p ->> 'text', p ->> 'wa_message_id',
-            p ->> 'message_type', 'processing', now(), (p ->> 'attempt')::uuid)
+            p ->> 'message_type',
+            case when v_foreseen then v_record ->> 'inbound_status' else 'processing' end,
+            now(), (p ->> 'attempt')::uuid,
+            case when v_foreseen then v_record ->> 'note' end,
+            case when v_foreseen then v_record ->> 'reply_source' end,
+            case when v_foreseen then (v_record ->> 'matched_entry_id')::uuid end)
     on conflict (wa_message_id) do update
         set status = 'processing', status_updated_at = now(), attempt = excluded.attempt
         where c.status = 'retry' or (c.status = 'processing' and c.status_updated_at < now() - p_lease)
@@ -73,24 +98,22 @@ begin
     if v_conv is null then
         return jsonb_build_object('claimed', false);
     end if;
+    v_written := v_new and v_foreseen;
+    if v_new then
+        v_prior_source := null;
+    end if;
     if v_prior_source = 'escalation' then
         -- Handed back after its hand-over was recorded and never sent: the pause is this
         -- message's own, and the hand-over still has to reach the customer and the owner.
         v_paused := null;
     end if;
 
-    if v_user is not null then
-        select s.is_subscribed into v_was_sub
-        from public.subscriptions s
-        where s.bot_tenant_id = v_tenant and s.user_id = v_user;
-        if p ->> 'intent' in ('stop', 'start') then
-            insert into public.subscriptions as s (bot_tenant_id, brand_id, user_id, is_subscribed, updated_at)
-            values (v_tenant, v_brand, v_user, p ->> 'intent' = 'start', now())
-            on conflict (bot_tenant_id, user_id) where bot_tenant_id is not null
-            do update set is_subscribed = excluded.is_subscribed, updated_at = now();
-        end if;
+    if v_user is not null and p ->> 'intent' in ('stop', 'start') then
+        insert into public.subscriptions as s (bot_tenant_id, brand_id, user_id, is_subscribed, updated_at)
+        values (v_tenant, v_brand, v_user, p ->> 'intent' = 'start', now())
+        on conflict (bot_tenant_id, user_id) where bot_tenant_id is not null
+        do update set is_subscribed = excluded.is_subscribed, updated_at = now();
     end if;
-    v_was_sub := coalesce(v_was_sub, true);
     if v_new and p ->> 'intent' = 'stop' and v_was_sub then
         v_delta := v_delta || jsonb_build_object('opt_outs', 1);
     end if;
@@ -120,17 +143,24 @@ begin
         ) h;
     end if;
 
-    -- The outcome the responder foresaw, recorded now when the facts it assumed hold: a
-    -- subscribed customer, not paused, within the hourly cap, and not a first contact unless
-    -- that changes nothing (no welcome message).
-    if p ? 'foreseen' and p ->> 'intent' is null and v_was_sub
-       and (v_paused is null or v_paused <= now())
-       and v_count is not null and v_count <= (p -> 'foreseen' ->> 'cap')::integer
-       and (not v_first or coalesce((p -> 'foreseen' ->> 'first_contact_too')::boolean, false)) then
-        v_recorded := alphadome.record_outcome((p -> 'foreseen' -> 'record') || jsonb_build_object(
+    -- The foreseen outcome, recorded now when its facts hold (checked again for a message
+    -- claimed anew: a hand-over's own pause no longer counts).
+    v_foreseen := v_record is not null and p ->> 'intent' is null and v_was_sub
+        and (v_paused is null or v_paused <= now())
+        and (not v_first or coalesce((p -> 'foreseen' ->> 'first_contact_too')::boolean, false))
+        and v_count is not null and v_count <= v_cap;
+    if v_foreseen then
+        v_recorded := alphadome.record_outcome(v_record || jsonb_build_object(
             'wa_message_id', p ->> 'wa_message_id',
             'attempt', p ->> 'attempt',
-            'user_id', v_user)) -> 'replies';
+            'user_id', v_user,
+            'message_type', p ->> 'message_type',
+            'incoming_written', v_written)) -> 'replies';
+    elsif v_written then
+        -- Over the hourly cap after all: the message goes back to claimed, undecided.
+        update public.conversations c
+           set status = 'processing', note = null, reply_source = null, matched_entry_id = null
+         where c.id = v_conv;
     end if;
 
     return jsonb_build_object(
@@ -146,6 +176,130 @@ begin
     );
 end
 $$;
+
+-- 0026's record_outcome: the incoming row's write is skipped when the claim wrote it with its
+-- outcome (`incoming_written`), and only non-zero counts go to count_usage.
+create or replace function alphadome.record_outcome(p jsonb) returns jsonb
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+    v_tenant uuid := alphadome.current_tenant_id();
+    v_brand uuid := alphadome.current_tenant_brand_id();
+    v_inbound text := p ->> 'wa_message_id';
+    v_user uuid := (p ->> 'user_id')::uuid;
+    v_reply jsonb;
+    v_id uuid;
+    v_status text;
+    v_send boolean;
+    v_out jsonb := '[]'::jsonb;
+    v_first_outcome boolean;
+    v_type text;
+    v_delta jsonb := '{}'::jsonb;
+begin
+    if v_tenant is null or v_brand is null then
+        raise exception 'record_outcome: act_for_tenant first';
+    end if;
+
+    if coalesce((p ->> 'incoming_written')::boolean, false) then
+        -- Written with its outcome by the claim that created it (claim_inbound).
+        v_first_outcome := true;
+        v_type := p ->> 'message_type';
+    else
+        select c.reply_source is null and c.note is null, c.message_type
+          into v_first_outcome, v_type
+        from public.conversations c
+        where c.wa_message_id = v_inbound and c.direction = 'incoming';
+
+        update public.conversations c
+           set status = p ->> 'inbound_status',
+               note = p ->> 'note',
+               reply_source = p ->> 'reply_source',
+               matched_entry_id = (p ->> 'matched_entry_id')::uuid,
+               ai_prompt_tokens = (p ->> 'ai_prompt_tokens')::integer,
+               ai_completion_tokens = (p ->> 'ai_completion_tokens')::integer,
+               ai_cached_tokens = (p ->> 'ai_cached_tokens')::integer,
+               message_text = coalesce(p ->> 'transcript', c.message_text),
+               is_transcript = c.is_transcript or (p ->> 'transcript') is not null,
+               status_updated_at = now()
+         where c.wa_message_id = v_inbound and c.direction = 'incoming';
+    end if;
+
+    if coalesce((p ->> 'pause_minutes')::integer, 0) > 0 and v_user is not null then
+        update public.users u
+           set bot_paused_until = now() + ((p ->> 'pause_minutes')::integer * interval '1 minute')
+         where u.id = v_user;
+    end if;
+
+    for v_reply in select * from jsonb_array_elements(coalesce(p -> 'replies', '[]'::jsonb)) loop
+        v_id := null;
+        select c.id, c.status into v_id, v_status
+        from public.conversations c
+        where c.in_reply_to = v_inbound and c.reply_source = v_reply ->> 'source'
+          and c.direction = 'outgoing';
+        if v_id is null then
+            insert into public.conversations
+                (brand_id, bot_tenant_id, user_id, direction, message_text, message_type, status,
+                 status_updated_at, reply_source, in_reply_to, matched_entry_id,
+                 ai_prompt_tokens, ai_completion_tokens, attempt)
+            values (v_brand, v_tenant,
+                    case when coalesce((v_reply ->> 'to_customer')::boolean, true) then v_user end,
+                    'outgoing', v_reply ->> 'text', 'text', 'pending', now(),
+                    v_reply ->> 'source', v_inbound, (p ->> 'matched_entry_id')::uuid,
+                    (p ->> 'ai_prompt_tokens')::integer, (p ->> 'ai_completion_tokens')::integer,
+                    (p ->> 'attempt')::uuid)
+            returning id into v_id;
+            v_send := true;
+            v_delta := alphadome.add_counts(v_delta, jsonb_build_object(
+                'reply:' || (v_reply ->> 'source'), 1, 'messages_out', 1));
+        elsif v_status = 'retry' then
+            update public.conversations c
+               set status = 'pending', message_text = v_reply ->> 'text', status_updated_at = now(),
+                   attempt = (p ->> 'attempt')::uuid
+             where c.id = v_id;
+            v_send := true;
+        else
+            v_send := false;
+        end if;
+        v_out := v_out || jsonb_build_array(jsonb_build_object(
+            'id', v_id, 'source', v_reply ->> 'source', 'send', v_send));
+    end loop;
+
+    if coalesce(v_first_outcome, false) then
+        v_delta := v_delta || jsonb_build_object('received', 1,
+            'received:' || coalesce(v_type, 'unknown'), 1);
+        if p ->> 'reply_source' = 'escalation' then
+            v_delta := v_delta || jsonb_build_object('handovers', 1);
+        end if;
+        if p ->> 'note' = 'hourly_limit' then
+            v_delta := v_delta || jsonb_build_object('cap_hits', 1);
+        end if;
+        if p ->> 'note' is not null then
+            v_delta := v_delta || jsonb_build_object('silent:' || (p ->> 'note'), 1);
+        end if;
+        if coalesce((p ->> 'budget_stop')::boolean, false) then
+            v_delta := v_delta || jsonb_build_object('ai_budget_stops', 1);
+        end if;
+    end if;
+    -- Only the counts there are (count_usage skips zeros, but walks every key it is given).
+    v_delta := v_delta || pg_catalog.jsonb_strip_nulls(jsonb_build_object(
+        'ai_calls', nullif((p ->> 'ai_calls')::integer, 0),
+        'ai_prompt_tokens', nullif((p ->> 'ai_prompt_tokens')::bigint, 0),
+        'ai_completion_tokens', nullif((p ->> 'ai_completion_tokens')::bigint, 0),
+        'ai_cached_tokens', nullif((p ->> 'ai_cached_tokens')::bigint, 0),
+        'transcriptions', nullif((p ->> 'transcriptions')::integer, 0),
+        'transcription_seconds', nullif((p ->> 'transcription_seconds')::bigint, 0),
+        'transcription_input_tokens', nullif((p ->> 'transcription_input_tokens')::bigint, 0),
+        'transcription_output_tokens', nullif((p ->> 'transcription_output_tokens')::bigint, 0),
+        'image_inputs', nullif((p ->> 'image_inputs')::integer, 0)));
+    if v_delta <> '{}'::jsonb then
+        perform alphadome.count_usage(v_delta);
+    end if;
+    return jsonb_build_object('replies', v_out);
+end
+$$;
+
 
 -- 0015's begin_inbound_batch, with the notice and the durability of a foreseen record.
 create or replace function alphadome.begin_inbound_batch(p jsonb) returns jsonb
