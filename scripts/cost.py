@@ -76,9 +76,12 @@ PRICE_SOURCE = {
 # (sent, delivered, read); a FAQ answer is one reply. Each delivery is one invocation.
 STATUSES_PER_REPLY = 3
 REPLIES_PER_MESSAGE = 1
-# The responder's database round trips: claim, record, mark sent (migration 0009); a status
-# the responder applies (the queue path) is one; the webhook writes a delivery's statuses in one.
-DB_TRIPS_PER_MESSAGE = 3
+# The responder's database round trips: an FAQ answer is recorded with its claim, then marked
+# sent (migration 0030); an AI answer is claimed, recorded, marked sent (migration 0009); a
+# status the responder applies (the queue path) is one; the webhook writes a delivery's
+# statuses in one.
+DB_TRIPS_PER_FAQ = 2
+DB_TRIPS_PER_AI = 3
 DB_TRIPS_PER_STATUS = 1
 # SQS per job: one SendMessageBatch per delivery; Lambda's poller receives and deletes per batch.
 # At a million messages a month (0.4 a second) a poll finds about one job: batches of one.
@@ -252,8 +255,8 @@ def model(o: dict) -> dict:
                       kind="design x price"))
     r_cpu = cpu_ms(PIPELINE_CPU_US_PER_MESSAGE, o["responder_memory"])
     graph_waits = 1 if o["sends"] == "parallel" else batch
-    faq_invocation_ms = billed_ms(DB_TRIPS_PER_MESSAGE * DB_RTT_MS + graph_waits * GRAPH_MS + batch * r_cpu)
-    ai_invocation_ms = billed_ms(DB_TRIPS_PER_MESSAGE * DB_RTT_MS + OPENAI_MS + graph_waits * GRAPH_MS
+    faq_invocation_ms = billed_ms(DB_TRIPS_PER_FAQ * DB_RTT_MS + graph_waits * GRAPH_MS + batch * r_cpu)
+    ai_invocation_ms = billed_ms(DB_TRIPS_PER_AI * DB_RTT_MS + OPENAI_MS + graph_waits * GRAPH_MS
                                  + batch * r_cpu)
     faq_gbs = math.ceil(m / batch) * faq_invocation_ms / 1000 * rs_gb
     ai_gbs = math.ceil(m / batch) * ai_invocation_ms / 1000 * rs_gb
