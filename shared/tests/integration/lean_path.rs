@@ -11,7 +11,24 @@ use uuid::Uuid;
 /// Runs `select alphadome.<function>(<arg>)` in a transaction of its own and returns its
 /// result and the transaction's `synchronous_commit` as the commit will see it.
 pub(crate) async fn call(conn: &mut PgConnection, function: &str, arg: &Value) -> (Value, String) {
+    call_with(conn, None, function, arg).await
+}
+
+/// [`call`], after `set local <setting>` when one is given: as the combined message does when
+/// a barrier flushes its calls (`synchronous_commit = off`).
+async fn call_with(
+    conn: &mut PgConnection,
+    setting: Option<&str>,
+    function: &str,
+    arg: &Value,
+) -> (Value, String) {
     let mut tx = conn.begin().await.unwrap();
+    if let Some(setting) = setting {
+        sqlx::raw_sql(&format!("set local {setting}"))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
     let out: Value = sqlx::query_scalar(&format!("select alphadome.{function}($1::jsonb)"))
         .bind(arg)
         .fetch_one(&mut *tx)
@@ -206,32 +223,6 @@ fn claim_foreseen(tenant: Uuid, wamid: &str, cap: i32) -> Value {
     c
 }
 
-/// Runs `select alphadome.<function>(<arg>)` as [`call`] does, after `set local <setting>`:
-/// as the combined message does when a barrier flushes its calls.
-async fn call_with(
-    conn: &mut PgConnection,
-    setting: &str,
-    function: &str,
-    arg: &Value,
-) -> (Value, String) {
-    let mut tx = conn.begin().await.unwrap();
-    sqlx::raw_sql(&format!("set local {setting}"))
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let out: Value = sqlx::query_scalar(&format!("select alphadome.{function}($1::jsonb)"))
-        .bind(arg)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    let sync: String = sqlx::query_scalar("select current_setting('synchronous_commit')")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    (out, sync)
-}
-
 #[sqlx::test(migrator = "alphadome::store::MIGRATOR")]
 async fn a_claim_that_records_its_answer_waits_for_the_disk_unless_a_barrier_covers_it(
     pool: PgPool,
@@ -281,7 +272,7 @@ async fn a_claim_that_records_its_answer_waits_for_the_disk_unless_a_barrier_cov
     // Inside a combined message the barrier after it flushes it.
     let (out, sync) = call_with(
         &mut conn,
-        "synchronous_commit = off",
+        Some("synchronous_commit = off"),
         "begin_inbound_batch",
         &claim_foreseen(t, "wamid.f.3", 10),
     )
