@@ -143,13 +143,8 @@ begin
         ) h;
     end if;
 
-    -- The foreseen outcome, recorded now when its facts hold (checked again for a message
-    -- claimed anew: a hand-over's own pause no longer counts).
-    v_foreseen := v_record is not null and p ->> 'intent' is null and v_was_sub
-        and (v_paused is null or v_paused <= now())
-        and (not v_first or coalesce((p -> 'foreseen' ->> 'first_contact_too')::boolean, false))
-        and v_count is not null and v_count <= v_cap;
-    if v_foreseen then
+    -- The foreseen outcome, recorded now when the cap holds too.
+    if v_foreseen and v_count is not null and v_count <= v_cap then
         v_recorded := alphadome.record_outcome(v_record || jsonb_build_object(
             'wa_message_id', p ->> 'wa_message_id',
             'attempt', p ->> 'attempt',
@@ -344,7 +339,7 @@ begin
             v_item := v_item - 'foreseen';
         end if;
         v_one := alphadome.claim_inbound(v_item, v_lease, v_turns);
-        v_recorded := v_recorded or coalesce(v_one -> 'recorded', 'null'::jsonb) <> 'null'::jsonb;
+        v_recorded := v_recorded or coalesce(pg_catalog.jsonb_typeof(v_one -> 'recorded') = 'array', false);
         if (v_one ->> 'claimed')::boolean then
             v_one := v_one || v_extra;
             if v_notice then

@@ -11,7 +11,7 @@ use super::send::{Delivery, OpenError};
 use super::{Outbox, Outcome, Responder, Retry, TenantContext};
 use crate::domain::TenantId;
 use crate::store::{
-    BeginInbound, MarkSent, RecordReplies, RecordedReply, SendResult, TenantProblem,
+    BeginInbound, Inbound, MarkSent, RecordReplies, RecordedReply, SendResult, TenantProblem,
 };
 
 /// Where one claimed message stands after planning.
@@ -156,6 +156,29 @@ impl Responder {
         }
     }
 
+    /// Decides one claimed message; a panic while planning fails that message only.
+    async fn plan_caught(
+        &self,
+        ctx: &TenantContext,
+        msg: &Incoming<'_>,
+        begin: &Inbound,
+    ) -> Planned {
+        match AssertUnwindSafe(self.plan(ctx, msg, begin).instrument(msg.span.clone()))
+            .catch_unwind()
+            .await
+        {
+            Ok(Plan {
+                retry: Some(why), ..
+            }) => Planned::Again(why),
+            Ok(plan) => Planned::Plan(plan),
+            Err(_) => {
+                let _in_job = msg.span.enter();
+                tracing::error!("the responder panicked while deciding this message");
+                Planned::Again("the responder panicked".into())
+            }
+        }
+    }
+
     /// Records a problem with the tenant's configuration for the operator (`tenant show`).
     async fn flag(&self, tenant: TenantId, problem: TenantProblem) {
         tracing::error!(tenant_id = %tenant, problem = problem.as_str(), "tenant flagged for the operator");
@@ -279,29 +302,10 @@ impl Responder {
             futures_util::future::join_all(messages.iter().zip(&begins).zip(&foreseen).map(
                 |((msg, begin), foreseen)| {
                     async move {
-                        if !begin.claimed {
-                            return Planned::NotClaimed;
-                        }
-                        if foreseen.is_some() {
-                            return Planned::Recorded;
-                        }
-                        match AssertUnwindSafe(
-                            self.plan(ctx, msg, begin).instrument(msg.span.clone()),
-                        )
-                        .catch_unwind()
-                        .await
-                        {
-                            Ok(Plan {
-                                retry: Some(why), ..
-                            }) => Planned::Again(why),
-                            Ok(plan) => Planned::Plan(plan),
-                            Err(_) => {
-                                let _in_job = msg.span.enter();
-                                tracing::error!(
-                                    "the responder panicked while deciding this message"
-                                );
-                                Planned::Again("the responder panicked".into())
-                            }
+                        match (begin.claimed, foreseen) {
+                            (false, _) => Planned::NotClaimed,
+                            (true, Some(_)) => Planned::Recorded,
+                            (true, None) => self.plan_caught(ctx, msg, begin).await,
                         }
                     }
                     .boxed()
@@ -342,11 +346,7 @@ impl Responder {
                     // Nothing was written (the call is one transaction): give the claims
                     // back, so the one-by-one run claims them again at once — and the
                     // replies recorded with them, none of which was sent.
-                    if foreseen.iter().any(Option::is_some) {
-                        self.give_back(tenant, attempt, messages).await;
-                    } else {
-                        self.release(tenant, attempt, &ids(messages)).await;
-                    }
+                    self.give_back(tenant, attempt, messages).await;
                     return Err(Refused {
                         step: "record",
                         reason: e.0,
